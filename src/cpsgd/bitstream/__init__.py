@@ -1,0 +1,1 @@
+"""The .cpsgd container: header, per-GoP typed sections with lengths and CRCs."""

@@ -1,0 +1,37 @@
+"""The decoder's generator stage: rebuild a GoP's frames from what the bitstream carries."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cpsgd.poses.trajectory import Trajectory
+from cpsgd.registry import Registry
+
+
+@dataclass
+class GopConditions:
+    """Everything decoded for one GoP. ``intra`` is the decoded intra image (H, W, 3) uint8;
+    ``trajectory`` and ``masks`` are None when the stream carries no such section."""
+
+    num_frames: int
+    height: int
+    width: int
+    intra: np.ndarray
+    trajectory: Trajectory | None = None
+    masks: np.ndarray | None = None
+    caption: str | None = None
+    side_channels: dict[str, object] = field(default_factory=dict)
+
+
+class Generator(ABC):
+    name: str
+
+    @abstractmethod
+    def generate(self, conditions: GopConditions) -> np.ndarray:
+        """Return (num_frames, height, width, 3) uint8 RGB frames, deterministically."""
+
+
+GENERATORS: Registry[Generator] = Registry("generator")

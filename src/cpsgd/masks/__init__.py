@@ -1,0 +1,1 @@
+"""Foreground motion: moving-object segmentation, the mask video codec and mask metrics."""
