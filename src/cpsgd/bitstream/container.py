@@ -1,0 +1,242 @@
+"""The .cpsgd file: a versioned header, then per GoP a small GoP header and typed sections.
+
+Layout (all integers little-endian)::
+
+    file    = magic "CPSG" | version u8 | header | crc32(header) | gop*
+    header  = width u16 | height u16 | fps_num u32 | fps_den u32 | gop_size u16
+              | num_frames u32 | num_gops u32
+    gop     = num_frames varint | num_sections u8 | crc16(gop header) | section*
+    section = tag u8 (type << 4 | backend code) | length varint | payload | crc16(tag..payload)
+
+The counts in the header are patched when the writer closes, so a file cut at a GoP boundary is
+still detected. CRC-16 (CCITT) per section keeps the fixed cost at 4-5 bytes a section, which
+matters when a whole GoP is a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO, Iterator
+
+from cpsgd.errors import BitstreamError
+
+MAGIC = b"CPSG"
+VERSION = 1
+_HEADER = struct.Struct("<HHIIHII")
+
+# Sane limits, checked before anything is allocated.
+MAX_DIMENSION = 16384
+MAX_FRAMES = 10_000_000
+MAX_GOP_FRAMES = 1024
+MAX_SECTIONS = 16
+MAX_SECTION_BYTES = 64 << 20
+
+
+class SectionType(enum.IntEnum):
+    TEXT = 1
+    INTRA = 2
+    POSES = 3
+    MASKS = 4
+    GEOMETRY = 5
+
+    @property
+    def part(self) -> str:
+        """The name of the part in `cpsgd info` (the paper's Table 1 columns)."""
+        return {1: "text", 2: "intra", 3: "camera_pose", 4: "segmentation", 5: "geometry"}[self.value]
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    width: int
+    height: int
+    fps: Fraction
+    gop_size: int
+    num_frames: int = 0
+    num_gops: int = 0
+
+    def pack(self) -> bytes:
+        return _HEADER.pack(
+            self.width, self.height, self.fps.numerator, self.fps.denominator,
+            self.gop_size, self.num_frames, self.num_gops,
+        )
+
+    @classmethod
+    def unpack(cls, data: bytes) -> StreamHeader:
+        width, height, num, den, gop_size, num_frames, num_gops = _HEADER.unpack(data)
+        if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+            raise BitstreamError(f"frame size {width}x{height} is out of range")
+        if num == 0 or den == 0:
+            raise BitstreamError("frame rate is zero")
+        if not 1 <= gop_size <= MAX_GOP_FRAMES:
+            raise BitstreamError(f"GoP size {gop_size} is out of range")
+        if num_frames > MAX_FRAMES or num_gops > num_frames or (num_frames and not num_gops):
+            raise BitstreamError(f"frame count {num_frames} / GoP count {num_gops} is out of range")
+        return cls(width, height, Fraction(num, den), gop_size, num_frames, num_gops)
+
+
+@dataclass(frozen=True)
+class Section:
+    type: SectionType
+    backend: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Gop:
+    index: int
+    num_frames: int
+    sections: tuple[Section, ...]
+    coded_bytes: int  # everything this GoP occupies in the file, headers and CRCs included
+
+    def find(self, section_type: SectionType) -> Section | None:
+        return next((s for s in self.sections if s.type == section_type), None)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _crc16(data: bytes) -> bytes:
+    return struct.pack("<H", binascii.crc_hqx(data, 0xFFFF))
+
+
+def pack_gop(num_frames: int, sections: list[Section]) -> bytes:
+    """Serialise one GoP (used by the writer and by tools that splice GoPs)."""
+    if not 1 <= num_frames <= MAX_GOP_FRAMES or len(sections) > MAX_SECTIONS:
+        raise ValueError("GoP out of limits")
+    head = _varint(num_frames) + bytes([len(sections)])
+    out = [head, _crc16(head)]
+    for section in sections:
+        if not 0 <= section.backend <= 15:
+            raise ValueError("backend code must fit in 4 bits")
+        body = bytes([section.type << 4 | section.backend]) + _varint(len(section.payload)) + section.payload
+        out += [body, _crc16(body)]
+    return b"".join(out)
+
+
+class BitstreamWriter:
+    """Writes a stream GoP by GoP to a seekable binary file; `close` fills in the counts."""
+
+    def __init__(self, file: BinaryIO, header: StreamHeader) -> None:
+        self._file = file
+        self._header = header
+        self._frames = 0
+        self._gops = 0
+        self._start = file.tell()
+        self._write_header()
+
+    def _write_header(self) -> None:
+        header = StreamHeader(
+            self._header.width, self._header.height, self._header.fps, self._header.gop_size,
+            self._frames, self._gops,
+        ).pack()
+        self._file.write(MAGIC + bytes([VERSION]) + header + struct.pack("<I", zlib.crc32(header)))
+
+    def write_gop(self, num_frames: int, sections: list[Section]) -> int:
+        """Append one GoP; returns the bytes it took."""
+        data = pack_gop(num_frames, sections)
+        self._file.write(data)
+        self._frames += num_frames
+        self._gops += 1
+        return len(data)
+
+    def close(self) -> None:
+        end = self._file.tell()
+        self._file.seek(self._start)
+        self._write_header()
+        self._file.seek(end)
+
+
+HEADER_BYTES = len(MAGIC) + 1 + _HEADER.size + 4
+
+
+class BitstreamReader:
+    """Reads and checks a stream. Every length is checked against the bytes that remain."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        start = file.tell()
+        file.seek(0, os.SEEK_END)
+        self._end = file.tell()
+        file.seek(start)
+        head = self._read(HEADER_BYTES, "file header")
+        if head[:4] != MAGIC:
+            raise BitstreamError("not a cpsgd file (bad magic)")
+        if head[4] != VERSION:
+            raise BitstreamError(f"unsupported cpsgd version {head[4]} (this build reads {VERSION})")
+        packed = head[5 : 5 + _HEADER.size]
+        (crc,) = struct.unpack("<I", head[-4:])
+        if zlib.crc32(packed) != crc:
+            raise BitstreamError("file header is corrupt (CRC mismatch)")
+        self.header = StreamHeader.unpack(packed)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BitstreamReader:
+        return cls(io.BytesIO(data))
+
+    def _read(self, n: int, what: str) -> bytes:
+        if n > self._end - self._file.tell():
+            raise BitstreamError(f"{what} is truncated")
+        return self._file.read(n)
+
+    def _read_varint(self, what: str) -> int:
+        value = shift = 0
+        while True:
+            byte = self._read(1, what)[0]
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 35:
+                raise BitstreamError(f"{what}: malformed length")
+
+    def _read_section(self, where: str) -> Section:
+        tag = self._read(1, where)[0]
+        length = self._read_varint(where)
+        if length > MAX_SECTION_BYTES:
+            raise BitstreamError(f"{where}: section length {length} exceeds the limit")
+        payload = self._read(length, where)
+        crc = self._read(2, where)
+        if _crc16(bytes([tag]) + _varint(length) + payload) != crc:
+            raise BitstreamError(f"{where}: CRC mismatch (corrupt data)")
+        try:
+            section_type = SectionType(tag >> 4)
+        except ValueError:
+            raise BitstreamError(f"{where}: unknown section type {tag >> 4}") from None
+        return Section(section_type, tag & 0x0F, payload)
+
+    def gops(self) -> Iterator[Gop]:
+        frames = 0
+        for index in range(self.header.num_gops):
+            where = f"GoP {index}"
+            start = self._file.tell()
+            num_frames = self._read_varint(where)
+            count = self._read(1, where)[0]
+            if _crc16(_varint(num_frames) + bytes([count])) != self._read(2, where):
+                raise BitstreamError(f"{where}: header CRC mismatch (corrupt data)")
+            if not 1 <= num_frames <= self.header.gop_size or count > MAX_SECTIONS:
+                raise BitstreamError(f"{where}: {num_frames} frames / {count} sections is out of range")
+            frames += num_frames
+            if frames > self.header.num_frames:
+                raise BitstreamError(f"{where}: more frames than the header declares")
+            sections = tuple(self._read_section(f"{where}, section {i}") for i in range(count))
+            types = [s.type for s in sections]
+            if len(set(types)) != len(types):
+                raise BitstreamError(f"{where}: a section type appears twice")
+            yield Gop(index, num_frames, sections, self._file.tell() - start)
+        if frames != self.header.num_frames:
+            raise BitstreamError("stream ends before the frame count in its header")
+        if self._file.tell() != self._end:
+            raise BitstreamError(f"{self._end - self._file.tell()} unexpected bytes after the last GoP")

@@ -1,0 +1,167 @@
+"""The `cpsgd` command line. A user error prints one line and exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from cpsgd import __version__
+from cpsgd.bitstream.container import BitstreamReader
+from cpsgd.bitstream.info import format_table, inspect_stream
+from cpsgd.errors import BitstreamError, CpsgdError, InputError
+from cpsgd.generators import GENERATORS
+from cpsgd.intra import INTRA_CODECS
+from cpsgd.pipeline import PRESETS, EncoderConfig, decode_gops, encode_video, make_generator
+from cpsgd.video import open_video, open_writer
+from cpsgd.video.writer import check_output, commit_path, temporary_path
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_encode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="compress a video")
+    p.add_argument("input", type=Path, help="video file, .y4m, or folder of PNG/JPEG frames")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .cpsgd file to write")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--bpp", type=float, help="target bits per pixel (default 0.003)")
+    rate.add_argument("--preset", choices=sorted(PRESETS), help="named operating point")
+    p.add_argument("--gop", type=int, default=25, help="maximum frames per group of pictures")
+    p.add_argument("--size", type=int, help="center-crop to a square and resize to SIZE (paper: 512)")
+    p.add_argument("--frames", type=int, help="encode at most this many frames")
+    p.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
+    p.add_argument("--caption", help="text description sent with the video")
+    p.add_argument("--intra-codec", default="av1", choices=INTRA_CODECS.names())
+    p.add_argument("--intra-quality", type=int, help="fixed intra quality (0-100) instead of a budget")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(handler=cmd_encode)
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from fractions import Fraction
+
+    check_output(args.output, args.force)
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise InputError(f"--fps {args.fps} is out of range")
+    config = EncoderConfig(
+        bpp=args.bpp, preset=args.preset, gop=args.gop, size=args.size, max_frames=args.frames,
+        intra_codec=args.intra_codec, intra_quality=args.intra_quality, caption=args.caption,
+    ).validated()
+    fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
+    source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
+    tmp = temporary_path(args.output)
+    try:
+        report = encode_video(source, tmp, config, show_progress=not args.quiet)
+        commit_path(tmp, args.output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if not args.quiet:
+        print(
+            f"{args.output}: {report.num_frames} frames {report.width}x{report.height} in "
+            f"{len(report.gops)} GoPs, {report.total_bytes:,} bytes, {report.bpp:.5f} BPP"
+        )
+
+
+def _add_decode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("decode", help="regenerate a video from a .cpsgd file")
+    p.add_argument("input", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder of PNGs, or .mp4/.mkv/.y4m")
+    p.add_argument("--generator", default="hold", choices=GENERATORS.names())
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=cmd_decode)
+
+
+def _open_stream(path: Path):
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file")
+    return open(path, "rb")
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    generator = make_generator(args.generator)
+    with _open_stream(args.input) as file:
+        reader = BitstreamReader(file)
+        writer = open_writer(args.output, reader.header.fps, force=args.force)
+        try:
+            with tqdm(total=reader.header.num_frames, unit="frame", desc="decode", disable=args.quiet, leave=False) as bar:
+                for gop in decode_gops(reader, generator):
+                    for frame in gop.frames:
+                        writer.write(frame)
+                    bar.update(len(gop.frames))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    if not args.quiet:
+        print(f"{args.output}: {writer.count} frames")
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="exact bits per part and per GoP")
+    p.add_argument("input", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-gops", action="store_true", help="totals only")
+    p.set_defaults(handler=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    with _open_stream(args.input) as file:
+        info = inspect_stream(file)
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    else:
+        print(format_table(info, per_gop=not args.no_gops))
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="synthesise a clip, encode, decode, and show the result")
+    p.add_argument("-o", "--output", type=Path, default=Path("cpsgd-demo"), help="folder for the demo's files")
+    p.add_argument("--force", action="store_true", help="reuse an output folder the demo did not make")
+    p.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from cpsgd.demo import run_demo
+
+    run_demo(args.output, force=args.force)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="cpsgd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"cpsgd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add in (_add_encode, _add_decode, _add_info, _add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except CpsgdError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"cpsgd: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cpsgd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and friends
+        sys.stderr.close()
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
