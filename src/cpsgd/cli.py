@@ -14,6 +14,7 @@ from cpsgd.bitstream.info import format_table, inspect_stream
 from cpsgd.errors import BitstreamError, CpsgdError, InputError
 from cpsgd.generators import GENERATORS
 from cpsgd.intra import INTRA_CODECS
+from cpsgd.synth import add_synth_command
 from cpsgd.pipeline import PRESETS, EncoderConfig, decode_gops, encode_video, make_generator
 from cpsgd.video import open_video, open_writer
 from cpsgd.video.writer import check_output, commit_path, temporary_path
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="cpsgd", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cpsgd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add in (_add_encode, _add_decode, _add_info, _add_demo):
+    for add in (_add_encode, _add_decode, _add_info, _add_demo, add_synth_command):
         add(sub)
     return parser
 
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        return args.handler(args) or 0
     except CpsgdError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"cpsgd: error: {message}", file=sys.stderr)
@@ -160,7 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stderr.close()
         return 0
-    return 0
 
 
 if __name__ == "__main__":

@@ -68,41 +68,56 @@ def _candidate(codec: ImageCodec, image: np.ndarray, small: np.ndarray, quality:
     return IntraResult(_payload(width, height, coded), decoded, quality, scale, psnr(image, decoded))
 
 
+def _best_quality_within(
+    codec: ImageCodec, image: np.ndarray, small: np.ndarray, scale: float, budget_bytes: int
+) -> tuple[IntraResult | None, IntraResult]:
+    """Binary search for the highest quality whose payload fits (size grows with quality).
+    Returns (best fitting candidate or None, the lowest-quality candidate tried)."""
+    low, high = codec.min_quality, codec.max_quality
+    found: IntraResult | None = None
+    lowest: IntraResult | None = None
+    while low <= high:
+        candidate = _candidate(codec, image, small, (low + high) // 2, scale)
+        if lowest is None or candidate.quality < lowest.quality:
+            lowest = candidate
+        if len(candidate.payload) <= budget_bytes:
+            found, low = candidate, candidate.quality + 1
+        else:
+            high = candidate.quality - 1
+    assert lowest is not None
+    return found, lowest
+
+
 def encode_intra(
     image: np.ndarray,
-    codec_name: str = "avif",
+    codec_name: str = "av1",
     budget_bytes: int | None = None,
     quality: int | None = None,
     scales: tuple[float, ...] = DEFAULT_SCALES,
 ) -> IntraResult:
-    """Code ``image``. With a fixed ``quality`` only the first scale is used; with a budget, every
-    scale's highest quality that fits is tried and the best-looking (PSNR) one kept. If nothing
-    fits, the smallest candidate is returned (the caller sees its size)."""
+    """Code ``image`` at a fixed ``quality`` (at the smallest scale factor given), or within
+    ``budget_bytes``: scales are tried from the coarsest up, each at its highest fitting quality,
+    and the search stops once a finer scale looks worse (quality over scale has one peak). If
+    nothing fits, the smallest candidate is returned and the caller sees its size."""
     codec = INTRA_CODECS.get(codec_name)()
     height, width = image.shape[:2]
+
+    def downscaled(scale: float) -> np.ndarray:
+        return resample(image, max(8, round(width / scale)), max(8, round(height / scale)))
+
+    if budget_bytes is None:
+        scale = min(scales)
+        return _candidate(codec, image, downscaled(scale), codec.max_quality if quality is None else quality, scale)
     best: IntraResult | None = None
     smallest: IntraResult | None = None
-    for scale in scales if budget_bytes is not None else scales[:1]:
-        small = resample(image, max(1, round(width / scale)), max(1, round(height / scale)))
-        if min(small.shape[:2]) < 8:
+    for scale in sorted(scales, reverse=True):
+        found, lowest = _best_quality_within(codec, image, downscaled(scale), scale, budget_bytes)
+        if smallest is None or len(lowest.payload) < len(smallest.payload):
+            smallest = lowest
+        if found is None:
+            break  # a finer scale costs even more bytes
+        if best is not None and found.psnr <= best.psnr:
             break
-        if budget_bytes is None:
-            return _candidate(codec, image, small, codec.max_quality if quality is None else quality, scale)
-        low, high = codec.min_quality, codec.max_quality
-        found: IntraResult | None = None
-        while low <= high:  # largest quality whose payload fits (size grows with quality)
-            mid = (low + high) // 2
-            candidate = _candidate(codec, image, small, mid, scale)
-            if len(candidate.payload) <= budget_bytes:
-                found, low = candidate, mid + 1
-            else:
-                high = mid - 1
-                if mid == codec.min_quality and (smallest is None or len(candidate.payload) < len(smallest.payload)):
-                    smallest = candidate
-        if found is not None and (best is None or found.psnr > best.psnr):
-            best = found
-    if best is not None:
-        return best
-    if smallest is None:
-        raise ValueError("image too small to code")
-    return smallest
+        best = found
+    assert smallest is not None
+    return best or smallest

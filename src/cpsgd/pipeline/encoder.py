@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable, Iterable
 import numpy as np
 from tqdm import tqdm
 
-from cpsgd.bitstream.container import BitstreamWriter, Section, SectionType, StreamHeader
+from cpsgd.bitstream.container import HEADER_BYTES, BitstreamWriter, Section, SectionType, StreamHeader
 from cpsgd.errors import InputError
 from cpsgd.intra import INTRA_CODECS, encode_intra
 from cpsgd.masks.base import MASK_CODECS, SEGMENTERS, MaskCodec
@@ -84,6 +84,8 @@ class Encoder:
         config = self.config
         num_frames, height, width = frames.shape[:3]
         budget = int(config.target_bpp() * width * height * num_frames / 8) - GOP_OVERHEAD_BYTES
+        if index == 0:
+            budget -= HEADER_BYTES  # the file header is paid by the first GoP
         sections: list[Section] = []
 
         if config.caption and index == 0:  # the caption holds for the whole stream

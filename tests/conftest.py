@@ -1,0 +1,25 @@
+"""Shared fixtures: tiny textured clips and the optional development data beside the repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def textured_clip(num_frames: int, height: int, width: int, step: int = 2) -> np.ndarray:
+    """A photograph sliding sideways: cheap, natural-looking test video."""
+    image = cv2.resize(skimage.data.astronaut(), (width + step * num_frames, height))
+    return np.stack([image[:, i * step : i * step + width] for i in range(num_frames)])
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"development data not found at {SHARED_DATA} (it lives beside the repository)")
+    return SHARED_DATA

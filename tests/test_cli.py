@@ -1,0 +1,124 @@
+"""The command line: the main jobs, and the one-line error rule for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cpsgd.cli import main
+
+from conftest import textured_clip
+
+
+@pytest.fixture
+def frames_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(textured_clip(7, 201, 333)):
+        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.fixture
+def stream(tmp_path: Path, frames_dir: Path) -> Path:
+    out = tmp_path / "clip.cpsgd"
+    assert main(["encode", str(frames_dir), "-o", str(out), "--gop", "5", "--bpp", "0.01", "-q"]) == 0
+    return out
+
+
+def test_encode_info_decode(tmp_path: Path, stream: Path, capsys) -> None:
+    assert main(["info", str(stream), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["total_bits"] == 8 * stream.stat().st_size == sum(info["bits"].values())
+    assert info["num_frames"] == 7 and (info["width"], info["height"]) == (333, 201)
+    assert main(["decode", str(stream), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert len(list((tmp_path / "out").glob("frame_*.png"))) == 7
+    assert main(["decode", str(stream), "-o", str(tmp_path / "out.mp4"), "-q"]) == 0
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_outputs_are_never_overwritten_without_force(tmp_path: Path, frames_dir: Path, stream: Path, capsys) -> None:
+    before = stream.read_bytes()
+    assert main(["encode", str(frames_dir), "-o", str(stream), "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert stream.read_bytes() == before
+    assert main(["encode", str(frames_dir), "-o", str(stream), "-q", "--force", "--bpp", "0.02"]) == 0
+    assert stream.read_bytes() != before
+
+
+def _damaged(stream: Path, kind: str) -> bytes:
+    data = bytearray(stream.read_bytes())
+    if kind == "truncated":
+        return bytes(data[: len(data) * 2 // 3])
+    if kind == "bit-flipped":
+        data[len(data) // 2] ^= 0x10
+    elif kind == "wrong-magic":
+        data[0:4] = b"RIFF"
+    elif kind == "wrong-version":
+        data[4] = 77
+    elif kind == "absurd-dimensions":
+        import struct, zlib
+
+        header = bytearray(data[5:27])
+        header[0:4] = struct.pack("<HH", 60000, 60000)
+        data[5:27] = header
+        data[27:31] = struct.pack("<I", zlib.crc32(bytes(header)))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bit-flipped", "wrong-magic", "wrong-version", "absurd-dimensions"])
+def test_damaged_streams_give_one_line_and_status_2(tmp_path: Path, stream: Path, kind: str, capsys) -> None:
+    bad = tmp_path / f"{kind}.cpsgd"
+    bad.write_bytes(_damaged(stream, kind))
+    for command in (["decode", str(bad), "-o", str(tmp_path / f"{kind}-out"), "-q"], ["info", str(bad)]):
+        assert main(command) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("cpsgd: error:"), lines
+    assert not (tmp_path / f"{kind}-out").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path, stream: Path) -> None:
+    bad = tmp_path / "bad.cpsgd"
+    bad.write_bytes(_damaged(stream, "truncated"))
+    result = subprocess.run(
+        [sys.executable, "-m", "cpsgd.cli", "decode", str(bad), "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("cpsgd: error:")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["encode", "missing.mp4", "-o", "x.cpsgd"],
+        ["encode", "FRAMES", "-o", "x.cpsgd", "--bpp", "100"],
+        ["encode", "FRAMES", "-o", "x.cpsgd", "--gop", "0"],
+        ["encode", "FRAMES", "-o", "x.cpsgd", "--size", "3"],
+        ["decode", "missing.cpsgd", "-o", "out"],
+        ["encode", "FRAMES", "-o", "x.cpsgd", "--no-such-option"],
+    ],
+)
+def test_bad_options_give_one_line(tmp_path: Path, frames_dir: Path, args: list[str], capsys) -> None:
+    args = [str(frames_dir) if a == "FRAMES" else str(tmp_path / a) if a.endswith((".cpsgd", ".mp4", "out")) else a for a in args]
+    with pytest.raises(SystemExit) if "--no-such-option" in args else _no_raise():
+        code = main(args)
+        assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error" in err[0]
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,99 @@
+"""Reading and writing frames: folders, .y4m, .mp4; lazy GoPs; the square protocol; bad inputs."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cpsgd.errors import InputError
+from cpsgd.video import open_video, open_writer
+from cpsgd.video.reader import square_resize
+
+from conftest import textured_clip
+
+
+def write_frames(folder: Path, frames: np.ndarray) -> Path:
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i:04d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("suffix", ["", ".y4m", ".mp4", ".mkv"])
+def test_write_then_read_back(tmp_path: Path, suffix: str) -> None:
+    frames = textured_clip(6, 41, 67)  # odd sizes on purpose
+    target = tmp_path / f"clip{suffix}"
+    writer = open_writer(target, Fraction(24))
+    for frame in frames:
+        writer.write(frame)
+    writer.close()
+    source = open_video(target)
+    back = source.read_all()
+    assert back.shape == frames.shape
+    tolerance = {"": 0, ".y4m": 3}.get(suffix, 12)
+    assert np.abs(back.astype(int) - frames).mean() <= tolerance
+    if suffix:
+        assert source.fps == Fraction(24)
+    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+
+
+def test_png_folder_names(tmp_path: Path) -> None:
+    writer = open_writer(tmp_path / "out", Fraction(25))
+    for frame in textured_clip(3, 16, 16):
+        writer.write(frame)
+    writer.close()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"frame_0000{i}.png" for i in range(3)]
+
+
+def test_gops_are_lazy_blocks(tmp_path: Path) -> None:
+    source = open_video(write_frames(tmp_path / "f", textured_clip(7, 32, 48)))
+    assert [len(g) for g in source.iter_gops(3)] == [3, 3, 1]
+    assert open_video(tmp_path / "f", max_frames=4).read_all().shape[0] == 4
+
+
+def test_square_protocol() -> None:
+    frame = np.zeros((480, 854, 3), np.uint8)
+    frame[:, 427 - 240 : 427 + 240] = 200  # the centre square
+    out = square_resize(frame, 128)
+    assert out.shape == (128, 128, 3) and out.min() == 200
+
+
+def test_grey_16bit_and_alpha_frames_become_rgb8(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(folder / "0.png")
+    Image.fromarray(np.full((8, 8, 4), 90, np.uint8), "RGBA").save(folder / "1.png")
+    Image.fromarray(np.full((8, 8), 7, np.uint8), "L").save(folder / "2.png")
+    frames = open_video(folder).read_all()
+    assert frames.dtype == np.uint8 and frames.shape == (3, 8, 8, 3)
+    assert frames[0, 0, 0, 0] == 40000 >> 8 and frames[1, 0, 0, 0] == 90 and frames[2, 0, 0, 0] == 7
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "mixed_sizes", "non_image", "empty_dir"])
+def test_bad_inputs(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "input"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("not a video at all\n" * 100)
+    elif kind == "mixed_sizes":
+        write_frames(path, textured_clip(2, 16, 16))
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path / "9999.png")
+    elif kind == "non_image":
+        write_frames(path, textured_clip(2, 16, 16))
+        (path / "notes.txt").write_text("hello")
+    elif kind == "empty_dir":
+        path.mkdir()
+    with pytest.raises(InputError):
+        open_video(path).read_all()
+
+
+def test_writer_refuses_to_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "a.mp4").write_bytes(b"precious")
+    with pytest.raises(InputError, match="already exists"):
+        open_writer(tmp_path / "a.mp4", Fraction(25))
+    assert (tmp_path / "a.mp4").read_bytes() == b"precious"
