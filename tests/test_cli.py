@@ -122,3 +122,21 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_keep_going_writes_the_undamaged_gops(tmp_path: Path, stream: Path, capsys) -> None:
+    from cpsgd.bitstream.container import BitstreamReader
+
+    gops = list(BitstreamReader.from_bytes(stream.read_bytes()).gops())
+    assert len(gops) == 2
+    data = bytearray(stream.read_bytes())
+    data[31 + 10] ^= 0xFF  # inside the first GoP's first section payload: its CRC fails, framing holds
+    bad = tmp_path / "bad.cpsgd"
+    bad.write_bytes(bytes(data))
+    assert main(["decode", str(bad), "-o", str(tmp_path / "strict"), "-q"]) == 2
+    assert "GoP 0" in capsys.readouterr().err
+    assert not (tmp_path / "strict").exists()
+    assert main(["decode", str(bad), "-o", str(tmp_path / "rest"), "-q", "--keep-going"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "skipped 1 damaged GoP" in err[0] and "GoP 0" in err[0]
+    assert len(list((tmp_path / "rest").glob("frame_*.png"))) == gops[1].num_frames

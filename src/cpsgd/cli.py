@@ -76,6 +76,7 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="folder of PNGs, or .mp4/.mkv/.y4m")
     p.add_argument("--generator", default="hold", choices=GENERATORS.names())
+    p.add_argument("--keep-going", action="store_true", help="skip damaged GoPs and write the rest")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=cmd_decode)
@@ -91,12 +92,16 @@ def cmd_decode(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     generator = make_generator(args.generator)
+    damaged: list[str] = []
     with _open_stream(args.input) as file:
         reader = BitstreamReader(file)
         writer = open_writer(args.output, reader.header.fps, force=args.force)
         try:
             with tqdm(total=reader.header.num_frames, unit="frame", desc="decode", disable=args.quiet, leave=False) as bar:
-                for gop in decode_gops(reader, generator):
+                for gop in decode_gops(reader, generator, keep_going=args.keep_going):
+                    if gop.frames is None:
+                        damaged.append(gop.damage or f"GoP {gop.index}")
+                        continue
                     for frame in gop.frames:
                         writer.write(frame)
                     bar.update(len(gop.frames))
@@ -104,6 +109,10 @@ def cmd_decode(args: argparse.Namespace) -> None:
             writer.abort()
             raise
         writer.close()
+    if damaged:
+        raise BitstreamError(
+            f"skipped {len(damaged)} damaged GoP(s), first: {damaged[0]}; wrote the other {writer.count} frames to {args.output}"
+        )
     if not args.quiet:
         print(f"{args.output}: {writer.count} frames")
 

@@ -94,6 +94,7 @@ class Gop:
     num_frames: int
     sections: tuple[Section, ...]
     coded_bytes: int  # everything this GoP occupies in the file, headers and CRCs included
+    damage: str | None = None  # set (instead of raising) when reading with keep_going
 
     def find(self, section_type: SectionType) -> Section | None:
         return next((s for s in self.sections if s.type == section_type), None)
@@ -202,7 +203,9 @@ class BitstreamReader:
             if shift > 35:
                 raise BitstreamError(f"{what}: malformed length")
 
-    def _read_section(self, where: str) -> Section:
+    def _read_section(self, where: str) -> tuple[Section | None, str | None]:
+        """Returns (section, None), or (None, what is wrong) when the section's framing is
+        intact but its content is not; framing errors raise."""
         tag = self._read(1, where)[0]
         length = self._read_varint(where)
         if length > MAX_SECTION_BYTES:
@@ -210,14 +213,14 @@ class BitstreamReader:
         payload = self._read(length, where)
         crc = self._read(2, where)
         if _crc16(bytes([tag]) + _varint(length) + payload) != crc:
-            raise BitstreamError(f"{where}: CRC mismatch (corrupt data)")
-        try:
-            section_type = SectionType(tag >> 4)
-        except ValueError:
-            raise BitstreamError(f"{where}: unknown section type {tag >> 4}") from None
-        return Section(section_type, tag & 0x0F, payload)
+            return None, f"{where}: CRC mismatch (corrupt data)"
+        if tag >> 4 not in SectionType._value2member_map_:
+            return None, f"{where}: unknown section type {tag >> 4}"
+        return Section(SectionType(tag >> 4), tag & 0x0F, payload), None
 
-    def gops(self) -> Iterator[Gop]:
+    def gops(self, keep_going: bool = False) -> Iterator[Gop]:
+        """Yield every GoP. A GoP whose sections are damaged but whose framing is intact raises,
+        or with ``keep_going`` comes out with ``damage`` set so that later GoPs can still be read."""
         frames = 0
         for index in range(self.header.num_gops):
             where = f"GoP {index}"
@@ -231,11 +234,15 @@ class BitstreamReader:
             frames += num_frames
             if frames > self.header.num_frames:
                 raise BitstreamError(f"{where}: more frames than the header declares")
-            sections = tuple(self._read_section(f"{where}, section {i}") for i in range(count))
+            read = [self._read_section(f"{where}, section {i}") for i in range(count)]
+            sections = tuple(section for section, _ in read if section is not None)
+            problems = [problem for _, problem in read if problem]
             types = [s.type for s in sections]
             if len(set(types)) != len(types):
-                raise BitstreamError(f"{where}: a section type appears twice")
-            yield Gop(index, num_frames, sections, self._file.tell() - start)
+                problems.append(f"{where}: a section type appears twice")
+            if problems and not keep_going:
+                raise BitstreamError(problems[0])
+            yield Gop(index, num_frames, sections, self._file.tell() - start, problems[0] if problems else None)
         if frames != self.header.num_frames:
             raise BitstreamError("stream ends before the frame count in its header")
         if self._file.tell() != self._end:

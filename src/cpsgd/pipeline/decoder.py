@@ -20,8 +20,9 @@ from cpsgd.text import decode_caption
 @dataclass
 class DecodedGop:
     index: int
-    frames: np.ndarray
-    conditions: GopConditions
+    frames: np.ndarray | None  # None: the GoP was damaged and skipped (keep_going)
+    conditions: GopConditions | None
+    damage: str | None = None
 
 
 def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> GopConditions:
@@ -47,13 +48,21 @@ def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> Go
     return conditions
 
 
-def decode_gops(reader: BitstreamReader, generator: Generator) -> Iterator[DecodedGop]:
+def decode_gops(reader: BitstreamReader, generator: Generator, keep_going: bool = False) -> Iterator[DecodedGop]:
+    """Decode GoP by GoP. With ``keep_going`` a damaged GoP is yielded with ``damage`` set and
+    no frames, and decoding goes on with the next; otherwise the first damage raises."""
     caption: str | None = None
-    for gop in reader.gops():
+    for gop in reader.gops(keep_going):
         try:
+            if gop.damage:
+                raise BitstreamError(gop.damage)
             conditions = decode_conditions(gop, reader.header, caption)
         except BitstreamError as exc:
-            raise BitstreamError(f"GoP {gop.index}: {exc}") from None
+            message = str(exc) if str(exc).startswith("GoP ") else f"GoP {gop.index}: {exc}"
+            if not keep_going:
+                raise BitstreamError(message) from None
+            yield DecodedGop(gop.index, None, None, message)
+            continue
         caption = conditions.caption
         frames = generator.generate(conditions)
         expected = (gop.num_frames, reader.header.height, reader.header.width, 3)
