@@ -71,6 +71,9 @@ class Av1Codec(ImageCodec):
         if not data:
             raise BitstreamError("intra picture is empty")
         context = av.CodecContext.create("libdav1d", "r")
+        # One thread: dav1d's worker threads can deadlock when a context is freed after an error
+        # (found by the fuzz test), and a single intra picture gains nothing from them.
+        context.thread_count = 1
         context.options = {"max_pixels": str(MAX_DIMENSION * MAX_DIMENSION)}
         try:
             frames = context.decode(av.Packet(data)) + context.decode(None)
