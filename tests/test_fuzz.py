@@ -13,6 +13,7 @@ def test_mutants_decode_or_raise_bitstream_error() -> None:
     seeds = [
         encode_frames(clip, 25, EncoderConfig(gop=3, bpp=0.2, caption="a photograph slides to the left")),
         encode_frames(clip[:2], 25, EncoderConfig(bpp=0.5, intra_codec="webp")),
+        encode_frames(clip[:2], 25, EncoderConfig(bpp=0.5, intra_codec="avif")),
     ]
     report = fuzz_decoder(seeds, count=300, seed=1)
     assert report.tried == 300

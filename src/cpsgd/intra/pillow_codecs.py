@@ -22,7 +22,7 @@ def _decode_with_pillow(data: bytes, expected_format: str) -> np.ndarray:
                 if max(image.size) > MAX_DIMENSION:
                     raise BitstreamError(f"intra image size {image.size} exceeds the limit")
                 return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, RuntimeError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BitstreamError(f"intra image is corrupt: {exc}") from None
 
 
