@@ -1,0 +1,87 @@
+"""Tiny randomly initialised SVD checkpoints, for tests and the GPU smoke check.
+
+The sizes follow diffusers' own SVD tests (a U-Net with block channels (32, 64)); the CLIP image
+encoder takes 224x224 input as SVD's pipeline feeds it, with 32x32 patches to stay small. The
+output is noise-like: these models prove the code path, not the picture quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKLTemporalDecoder,
+    EulerDiscreteScheduler,
+    StableVideoDiffusionPipeline,
+    UNetSpatioTemporalConditionModel,
+)
+from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+
+def build_tiny_svd(num_frames: int = 4, seed: int = 0) -> StableVideoDiffusionPipeline:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNetSpatioTemporalConditionModel(
+            sample_size=16,
+            num_frames=num_frames,
+            in_channels=8,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+            up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            cross_attention_dim=32,
+            num_attention_heads=(4, 8),
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=24,
+        )
+        vae = AutoencoderKLTemporalDecoder(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            latent_channels=4,
+        )
+        image_encoder = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=32,
+                projection_dim=32,
+                num_hidden_layers=1,
+                num_attention_heads=4,
+                intermediate_size=37,
+                image_size=224,
+                patch_size=32,
+            )
+        )
+    # SVD's scheduler settings (EDM sigmas, v-prediction, continuous timesteps).
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        use_karras_sigmas=True,
+    )
+    feature_extractor = CLIPImageProcessor(crop_size=224, size=224)
+    return StableVideoDiffusionPipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        unet=unet,
+        scheduler=scheduler,
+        feature_extractor=feature_extractor,
+    )
+
+
+def save_tiny_svd(directory: str | Path, num_frames: int = 4, seed: int = 0) -> Path:
+    """Write a tiny SVD directory in diffusers layout (safetensors weights) and return its path."""
+    directory = Path(directory)
+    build_tiny_svd(num_frames, seed).save_pretrained(directory, safe_serialization=True)
+    return directory

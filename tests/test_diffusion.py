@@ -1,0 +1,274 @@
+"""The diffusion generator on tiny random SVD components (the real code path, on CPU)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from cpsgd.errors import InputError  # noqa: E402
+from cpsgd.generators.base import GENERATORS, GopConditions  # noqa: E402
+from cpsgd.generators.diffusion import (  # noqa: E402
+    DiffusionConfig,
+    DiffusionGenerator,
+    add_diffusion_decode_args,
+    chunk_plan,
+)
+from cpsgd.generators.diffusion.adapters import (  # noqa: E402
+    CAMERA_SUBFOLDER,
+    SEGMENTATION_SUBFOLDER,
+    CameraAdapter,
+    SegmentationAdapter,
+)
+from cpsgd.generators.diffusion.control import ControlledUNet  # noqa: E402
+from cpsgd.generators.diffusion.plucker import plucker_embedding  # noqa: E402
+from cpsgd.generators.diffusion.testing import build_tiny_svd, save_tiny_svd  # noqa: E402
+from cpsgd.poses.trajectory import Intrinsics, Trajectory  # noqa: E402
+
+torch.set_num_threads(1)  # tiny models: threading overhead outweighs the work
+FAST = DiffusionConfig(num_inference_steps=1, decode_chunk_size=2)
+
+
+@pytest.fixture(scope="module")
+def svd_dir(tmp_path_factory):
+    return save_tiny_svd(tmp_path_factory.mktemp("svd"), num_frames=3)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_tiny_svd(num_frames=3)
+
+
+def _intra(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _rotation_y(degrees: float) -> np.ndarray:
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def _pan(n: int, degrees_per_frame: float, step: float = 0.0) -> Trajectory:
+    c2w = np.tile(np.eye(4), (n, 1, 1))
+    for i in range(n):
+        c2w[i, :3, :3] = _rotation_y(i * degrees_per_frame)
+        c2w[i, 0, 3] = i * step
+    return Trajectory(Intrinsics(0.8, 1.2), np.linalg.inv(c2w))
+
+
+def _save_adapters(directory, tiny, camera_scale=0.0, seg_scale=0.0, seed=0):
+    """Adapters fitted to ``tiny``'s U-Net; nonzero scales give the zero layers random weights."""
+    torch.manual_seed(seed)
+    camera = CameraAdapter.from_unet(tiny.unet, 2, norm_num_groups=8)
+    segmentation = SegmentationAdapter.from_unet(tiny.unet, 2, norm_num_groups=8)
+    with torch.no_grad():
+        for layer in list(camera.fusions) + list(segmentation.projections):
+            layer.weight.normal_(0.0, camera_scale if isinstance(layer, torch.nn.Linear) else seg_scale)
+    camera.save_pretrained(directory / CAMERA_SUBFOLDER)
+    segmentation.save_pretrained(directory / SEGMENTATION_SUBFOLDER)
+    return directory
+
+
+def test_registered_and_lazy():
+    assert GENERATORS.get("diffusion") is DiffusionGenerator
+    code = (
+        "import sys, cpsgd, cpsgd.generators.diffusion, cpsgd.training\n"
+        "print(any(m in sys.modules for m in ('torch', 'diffusers', 'transformers', 'accelerate')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_plucker_matches_hand_computation():
+    # Frame 1 is rotated 90 degrees about y and moved by x=1 relative to frame 0; frame 0 itself is
+    # an arbitrary pose, which the embedding must factor out.
+    relative = np.eye(4)
+    relative[:3, :3] = _rotation_y(90.0)
+    relative[:3, 3] = [1.0, 0.0, 0.0]
+    first = np.eye(4)
+    first[:3, :3] = _rotation_y(30.0) @ np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]])
+    first[:3, 3] = [3.0, -2.0, 5.0]
+    c2w = np.stack([first, first @ relative])
+    trajectory = Trajectory(Intrinsics(fx=0.5, fy=1.0, cx=0.5, cy=0.5), np.linalg.inv(c2w))
+    emb = plucker_embedding(trajectory, height=2, width=4)  # K = [[2,0,2],[0,2,1],[0,0,1]] in pixels
+    assert emb.shape == (2, 6, 2, 4) and emb.dtype == np.float32
+    norm = np.sqrt(0.75**2 + 0.25**2 + 1.0)
+    # Pixel (0, 0): centre (0.5, 0.5) -> camera ray (-0.75, -0.25, 1).
+    np.testing.assert_allclose(emb[0, :, 0, 0], [0, 0, 0, -0.75 / norm, -0.25 / norm, 1 / norm], atol=1e-6)
+    # Frame 1: d = R_y(90) (-0.75, -0.25, 1) = (1, -0.25, 0.75); o = (1, 0, 0); o x d = (0, -0.75, -0.25).
+    expected = np.array([0, -0.75, -0.25, 1, -0.25, 0.75]) / norm
+    np.testing.assert_allclose(emb[1, :, 0, 0], expected, atol=1e-6)
+    # A larger grid extends the same rays: pixel (3, 1) keeps its coordinates.
+    padded = plucker_embedding(trajectory, 2, 4, grid_height=8, grid_width=8)
+    np.testing.assert_allclose(padded[:, :, :2, :4], emb, atol=1e-6)
+
+
+def test_chunk_plan():
+    assert chunk_plan(3, 4, 1) == [(0, 3)]
+    assert chunk_plan(7, 3, 1) == [(0, 3), (2, 5), (4, 7)]
+    assert chunk_plan(8, 3, 1) == [(0, 3), (2, 5), (4, 7), (5, 8)]
+    for n, size, overlap in [(25, 14, 1), (50, 25, 4), (9, 4, 2)]:
+        plan = chunk_plan(n, size, overlap)
+        assert plan[0][0] == 0 and plan[-1][1] == n
+        assert all(b - a == size for a, b in plan)
+        assert all(b[0] <= a[1] - overlap for a, b in zip(plan, plan[1:], strict=False))
+
+
+def test_generate_any_size_and_deterministic(svd_dir):
+    generator = DiffusionGenerator(svd_dir, config=FAST)
+    intra = _intra(20, 30)  # not a multiple of 8: padded for the model, cropped back
+    masks = np.zeros((3, 20, 30), np.uint8)
+    conditions = GopConditions(3, 20, 30, intra, _pan(3, 2.0), masks, caption="a dog")
+    out = generator.generate(conditions)
+    assert out.shape == (3, 20, 30, 3) and out.dtype == np.uint8
+    assert np.array_equal(out[0], intra)
+    assert not np.array_equal(out[1], intra)
+    assert np.array_equal(generator.generate(conditions), out)
+    assert generator.generate(GopConditions(1, 20, 30, intra)).shape == (1, 20, 30, 3)
+
+
+def test_long_gop_in_overlapping_chunks(svd_dir):
+    config = DiffusionConfig(num_inference_steps=1, decode_chunk_size=3, frames_per_call=3, chunk_overlap=1)
+    generator = DiffusionGenerator(svd_dir, config=config)
+    generator.load()
+    calls = []
+    run = generator._run_chunk
+
+    def spy(image, frames, trajectory, masks, size, noise):
+        calls.append((image.copy(), frames, len(trajectory)))
+        return run(image, frames, trajectory, masks, size, noise)
+
+    generator._run_chunk = spy
+    intra = _intra(16, 24)
+    out = generator.generate(GopConditions(7, 16, 24, intra, _pan(7, 3.0)))
+    assert out.shape == (7, 16, 24, 3)
+    assert [(frames, poses) for _, frames, poses in calls] == [(3, 3)] * 3
+    # Each later chunk starts from the frame the previous one generated where they overlap.
+    assert np.array_equal(calls[0][0], intra)
+    assert np.array_equal(calls[1][0], out[2]) and np.array_equal(calls[2][0], out[4])
+
+
+def test_untrained_adapters_leave_svd_unchanged(svd_dir, tiny, tmp_path):
+    conditions = GopConditions(3, 16, 24, _intra(16, 24), _pan(3, 5.0, 0.3), np.ones((3, 16, 24), np.uint8))
+    plain = DiffusionGenerator(svd_dir, config=FAST).generate(conditions)
+    adapters = _save_adapters(tmp_path, tiny)
+    steered = DiffusionGenerator(svd_dir, adapters, config=FAST).generate(conditions)
+    assert np.array_equal(plain, steered)
+
+
+def test_camera_adapter_follows_poses(svd_dir, tiny, tmp_path):
+    adapters = _save_adapters(tmp_path, tiny, camera_scale=0.5)
+    shutil.rmtree(tmp_path / SEGMENTATION_SUBFOLDER)  # camera adapter only
+    generator = DiffusionGenerator(svd_dir, adapters, config=FAST)
+    intra = _intra(16, 24)
+    left = generator.generate(GopConditions(3, 16, 24, intra, _pan(3, -10.0)))
+    right = generator.generate(GopConditions(3, 16, 24, intra, _pan(3, 10.0)))
+    assert not np.array_equal(left[1:], right[1:])
+    assert np.array_equal(left[0], right[0])
+
+
+def test_segmentation_adapter_steers_up_blocks(tiny):
+    torch.manual_seed(0)
+    unet = tiny.unet
+    segmentation = SegmentationAdapter.from_unet(unet, 2, norm_num_groups=8)
+    sample = torch.randn(1, 3, 8, 8, 12)
+    args = (sample, torch.tensor(0.5), torch.randn(1, 1, 32), torch.randn(1, 3))
+    masks_a = -torch.ones(1, 3, 1, 16, 24)
+    masks_b = masks_a.clone()
+    masks_b[..., 4:12, 6:18] = 1.0
+    with torch.no_grad():
+        plain = unet(*args, return_dict=False)[0]
+        controlled = ControlledUNet(unet, segmentation=segmentation)
+        assert torch.equal(controlled(*args, masks=masks_b), plain)  # zero projections: no effect
+        for layer in [*segmentation.projections, segmentation.condition_embedding[-1]]:
+            layer.weight.normal_(0.0, 0.2)
+        out_a, out_b = controlled(*args, masks=masks_a), controlled(*args, masks=masks_b)
+        controlled.remove()
+        assert torch.equal(unet(*args, return_dict=False)[0], plain)  # hooks removed
+    assert not torch.allclose(out_a, out_b)
+    # Guidance batches (uncond + cond) reuse the same masks for both halves.
+    sample, timestep, embeddings, time_ids = args
+    pair = (torch.cat([sample, sample]), timestep, torch.cat([embeddings] * 2), torch.cat([time_ids] * 2))
+    with torch.no_grad():
+        controlled = ControlledUNet(unet, segmentation=segmentation)
+        doubled = controlled(*pair, masks=masks_b)
+        controlled.remove()
+    torch.testing.assert_close(doubled[1:], out_b, rtol=1e-4, atol=1e-5)
+
+
+def test_adapters_round_trip_bit_exactly(tiny, tmp_path):
+    torch.manual_seed(1)
+    for cls in (CameraAdapter, SegmentationAdapter):
+        adapter = cls.from_unet(tiny.unet, 2, norm_num_groups=8)
+        with torch.no_grad():
+            for parameter in adapter.parameters():
+                parameter.normal_()
+        adapter.save_pretrained(tmp_path / cls.__name__)
+        assert (tmp_path / cls.__name__ / "diffusion_pytorch_model.safetensors").is_file()
+        loaded = cls.from_pretrained(tmp_path / cls.__name__)
+        public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+        assert public(loaded.config) == public(adapter.config)
+        state, reloaded = adapter.state_dict(), loaded.state_dict()
+        assert state.keys() == reloaded.keys()
+        assert all(torch.equal(state[k], reloaded[k]) for k in state)
+
+
+def test_adapter_for_another_model_fails_clearly(svd_dir, tiny, tmp_path):
+    # Trained for a U-Net with other channel widths.
+    camera = CameraAdapter(
+        **{**CameraAdapter.config_for_unet(tiny.unet, 2), "block_out_channels": [16, 32]}, norm_num_groups=8
+    )
+    camera.save_pretrained(tmp_path / "a" / CAMERA_SUBFOLDER)
+    with pytest.raises(InputError, match=r"CameraAdapter .* built for a different model: block_out_channels"):
+        DiffusionGenerator(svd_dir, tmp_path / "a", config=FAST).load()
+    # A config.json that does not describe its weights file.
+    good = CameraAdapter.from_unet(tiny.unet, 2, norm_num_groups=8)
+    good.save_pretrained(tmp_path / "b" / CAMERA_SUBFOLDER)
+    config_path = tmp_path / "b" / CAMERA_SUBFOLDER / "config.json"
+    config = json.loads(config_path.read_text())
+    config["layers_per_level"] = 2
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(InputError, match="cannot load CameraAdapter .*do not match its config.json"):
+        DiffusionGenerator(svd_dir, tmp_path / "b", config=FAST).load()
+    (tmp_path / "c").mkdir()
+    with pytest.raises(InputError, match="no adapters"):
+        DiffusionGenerator(svd_dir, tmp_path / "c", config=FAST).load()
+    with pytest.raises(InputError, match="not a diffusers model directory"):
+        DiffusionGenerator(tmp_path, config=FAST).load()
+
+
+def test_cli_options_build_the_generator(svd_dir):
+    parser = argparse.ArgumentParser()
+    add_diffusion_decode_args(parser)
+    args = parser.parse_args(
+        [
+            "--model",
+            str(svd_dir),
+            "--steps",
+            "3",
+            "--dtype",
+            "fp32",
+            "--frames-per-call",
+            "5",
+            "--attention",
+            "math",
+            "--guidance",
+            "1",
+            "2",
+        ]
+    )
+    generator = DiffusionGenerator.from_cli_args(args)
+    assert generator.config.num_inference_steps == 3 and generator.config.frames_per_call == 5
+    assert generator.config.attention == "math" and generator.config.max_guidance_scale == 2.0
+    with pytest.raises(InputError, match="--model"):
+        DiffusionGenerator.from_cli_args(parser.parse_args([]))
+    with pytest.raises(InputError, match="chunk_overlap"):
+        DiffusionConfig(frames_per_call=4, chunk_overlap=4)
