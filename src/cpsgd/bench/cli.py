@@ -1,0 +1,117 @@
+"""``cpsgd bench``: rate-distortion benchmark of cpsgd against tuned x264, x265 and SVT-AV1."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cpsgd.bench.anchors import DEFAULT_SCALES
+from cpsgd.bench.codecs import ALL_CODECS, DEFAULT_CODECS, DEFAULT_TARGETS
+from cpsgd.bench.datasets import Protocol, find_sources, load_sequence
+from cpsgd.bench.optional import OptionalMetrics
+from cpsgd.bench.report import write_report
+from cpsgd.bench.run import ALL_METRICS, BenchConfig, all_points, run_bench
+from cpsgd.errors import InputError
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError("values must be positive")
+    return values
+
+
+def _names(choices: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            given = ", ".join(unknown) or "empty list"
+            raise argparse.ArgumentTypeError(f"unknown {given}; choose from {', '.join(choices)}")
+        return names
+
+    return parse
+
+
+def add_bench_command(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "bench",
+        help="rate-distortion benchmark against x264, x265 and SVT-AV1",
+        description="Code every sequence of DATASET with each codec, score it, and write results.jsonl, "
+        "summary.md, RD plots and index.html to REPORT_DIR. Finished points are not recomputed.",
+    )
+    p.add_argument("dataset", type=Path, help="DAVIS-layout folder, folder of videos, a video, or a .txt list")
+    p.add_argument("-o", "--output", type=Path, required=True, help="report folder (REPORT_DIR)")
+    p.add_argument("--codecs", type=_names(ALL_CODECS), default=DEFAULT_CODECS,
+                   help=f"comma-separated, from {', '.join(ALL_CODECS)} (default: {','.join(DEFAULT_CODECS)})")
+    p.add_argument("--bpp", type=_floats, default=DEFAULT_TARGETS,
+                   help="target rates: cpsgd's operating points and the summary's columns")
+    p.add_argument("--frames", type=int, default=25, help="first frames of each sequence (default 25)")
+    p.add_argument("--size", type=int, default=512, help="centre-crop square size (default 512)")
+    p.add_argument("--scales", type=lambda t: tuple(int(v) for v in _floats(t)), default=DEFAULT_SCALES,
+                   help="anchor encode sizes, upscaled after decoding (default 512,384,256,192,128)")
+    p.add_argument("--metrics", type=_names(ALL_METRICS), default=ALL_METRICS,
+                   help=f"comma-separated, from {', '.join(ALL_METRICS)}")
+    p.add_argument("--device", default="cpu", help="torch device for VMAF and learned metrics")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--generator", default="warp", help="cpsgd's decoder-side generator (default warp)")
+    p.add_argument("--video-bpp", type=float, default=0.003, help="rate of the side-by-side videos")
+    p.add_argument("--no-videos", action="store_true", help="leave the side-by-side videos out")
+    p.add_argument("--lpips-weights", type=lambda t: tuple(Path(v) for v in t.split(",")), default=(),
+                   help="AlexNet features + LPIPS heads state dicts (comma-separated files)")
+    p.add_argument("--clip-model", type=Path, help="local CLIP model folder (transformers layout)")
+    p.add_argument("--aesthetic-head", type=Path, help="VBench aesthetic linear head state dict")
+    p.set_defaults(handler=run_bench_command)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    if args.frames < 1:
+        raise InputError("--frames must be at least 1")
+    if not 16 <= args.size <= 4096:
+        raise InputError("--size must be 16 to 4096")
+    for path in (*args.lpips_weights, args.clip_model, args.aesthetic_head):
+        if path is not None and not path.exists():
+            raise InputError(f"{path} does not exist")
+    return BenchConfig(
+        dataset=args.dataset,
+        out_dir=args.output,
+        codecs=args.codecs,
+        targets=args.bpp,
+        protocol=Protocol(args.frames, args.size),
+        scales=args.scales,
+        metrics=args.metrics,
+        optional=OptionalMetrics(args.lpips_weights, args.clip_model, args.aesthetic_head),
+        device=args.device,
+        generator=args.generator,
+        video_bpp=args.video_bpp,
+        videos=not args.no_videos,
+    )
+
+
+def bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> Path:
+    """Run (or resume) the benchmark and write its report; return index.html's path."""
+    rows = run_bench(config, progress, jobs)
+    sources = {s.name: s for s in find_sources(config.dataset)}
+    keys = {(p.codec, p.key) for p in all_points(config)}
+    rows = [r for r in rows if r["sequence"] in sources and (r["codec"], r["point"]) in keys]
+    if not rows:
+        raise InputError(f"{config.dataset}: nothing to benchmark")
+
+    def load_frames(name: str):
+        seq = load_sequence(sources[name], config.protocol)
+        return seq.frames, seq.fps
+
+    points = all_points(config) if config.videos else None
+    return write_report(rows, config.out_dir, config.targets, points, load_frames, config.video_bpp)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    if not 1 <= args.jobs <= 256:
+        raise InputError("--jobs must be 1 to 256")
+    page = bench(config_from_args(args), jobs=args.jobs)
+    print(f"report: {page}")
+    return 0
