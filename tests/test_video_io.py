@@ -97,3 +97,25 @@ def test_writer_refuses_to_overwrite(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="already exists"):
         open_writer(tmp_path / "a.mp4", Fraction(25))
     assert (tmp_path / "a.mp4").read_bytes() == b"precious"
+
+
+def test_truncated_video_file_reads_what_is_there_or_fails_cleanly(tmp_path: Path) -> None:
+    target = tmp_path / "clip.mp4"
+    writer = open_writer(target, Fraction(25))
+    for frame in textured_clip(20, 64, 64):
+        writer.write(frame)
+    writer.close()
+    data = target.read_bytes()
+    for keep in (len(data) // 2, 200, 40):
+        cut = tmp_path / f"cut{keep}.mp4"
+        cut.write_bytes(data[:keep])
+        try:
+            frames = open_video(cut).read_all()
+        except InputError:
+            continue
+        assert frames.shape[1:] == (64, 64, 3) and len(frames) <= 20
+
+
+def test_zero_frame_limit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="at least 1"):
+        open_video(write_frames(tmp_path / "f", textured_clip(2, 16, 16)), max_frames=0)

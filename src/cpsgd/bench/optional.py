@@ -122,7 +122,7 @@ def clip_pixels(frames: np.ndarray, size: int) -> np.ndarray:
 def _clip_model(path: Path, device: str):
     from transformers import CLIPVisionModelWithProjection
 
-    return CLIPVisionModelWithProjection.from_pretrained(path).to(device).eval()
+    return CLIPVisionModelWithProjection.from_pretrained(path, use_safetensors=True, local_files_only=True).to(device).eval()
 
 
 def clip_embeddings(model, frames: np.ndarray, device: str = "cpu") -> np.ndarray:
