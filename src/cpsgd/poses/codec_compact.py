@@ -1,0 +1,362 @@
+"""The default pose codec, code 1: six numbers per pose, quantised to an error budget, predicted
+from the decoded previous poses and coded with adaptive binary arithmetic coding (constriction).
+
+- Each pose relative to frame 1 becomes a rotation vector (3) and a camera position (3) in the first
+  camera's frame. Positions are divided by the largest distance travelled (sent once as a 16-bit
+  log2): monocular scale is arbitrary and the errors that matter are measured after alignment.
+- Rotations and positions are two groups, each with its own choices: a knot spacing (code every
+  pose, or every k-th pose and the last, the rest filled by a cubic spline), a uniform grid step
+  from a quarter-octave ladder, and a predictor (previous value, or constant velocity from the two
+  previous decoded values). For each spacing the step is the coarsest that meets the error budget
+  (CompactConfig: mean and max rotation error, mean translation-direction error, measured as
+  cpsgd.poses.metrics does), found by bisection; the cheapest spacing/predictor wins.
+- Integer residuals are binarised (zero?, sign, unary up to 6, then Exp-Golomb bypass bits); each
+  binary decision has adaptive counts per group. The range coder's trailing bytes that the decoder
+  does not need (it pads with zeros) are dropped.
+
+Payload: flags (u8); fx, fy (f16) [cx, cy (f16) when not centred]; [spacing+predictor nibbles (u8)];
+[rotation step (u8)]; [position step (u8), log2 scale x 256 + 32768 (u16)]; range-coder bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import constriction
+import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.spatial.transform import Rotation
+
+from cpsgd.bitstream.bytes import ByteReader, ByteWriter
+from cpsgd.errors import BitstreamError, InputError
+from cpsgd.poses.base import POSE_CODECS, PoseCodec
+from cpsgd.poses.codec_paper import check_finite, check_num_frames
+from cpsgd.poses.geometry import (
+    camera_centres,
+    compose_world_to_camera,
+    rotation_angle_deg,
+)
+from cpsgd.poses.metrics import translation_direction_errors_deg
+from cpsgd.poses.trajectory import Intrinsics, Trajectory
+
+_HAS_ROTATION, _HAS_TRANSLATION, _OFF_CENTRE = 1, 2, 4
+_STEP_LADDER = 64
+_UNARY = 6
+_CONTEXTS_PER_GROUP = 3 + _UNARY  # zero flag (2: previous residual zero or not), sign, unary bins
+_MAX_PREFIX = 24
+_MAX_LEVEL = 2**40
+
+
+def rotation_step(index: int) -> float:
+    """Radians: 2^-5 (1.8 degrees) down in quarter octaves."""
+    return 2.0 ** (-5 - index / 4)
+
+
+def position_step(index: int) -> float:
+    """Fraction of the largest distance travelled: 2^-3 down in quarter octaves."""
+    return 2.0 ** (-3 - index / 4)
+
+
+@dataclass(frozen=True)
+class CompactConfig:
+    """Error budget the step sizes are chosen to meet (degrees)."""
+
+    rotation_mean_deg: float = 0.04
+    rotation_max_deg: float = 0.1
+    translation_direction_mean_deg: float = 0.75
+
+
+# --- adaptive binary arithmetic coding ------------------------------------------------------
+
+
+class _BinaryCoder:
+    """Adaptive binary decisions on a constriction range coder; encodes when ``bit`` is given."""
+
+    def __init__(self, num_contexts: int, decoder: constriction.stream.queue.RangeDecoder | None = None):
+        self.counts = [[0.5, 0.5] for _ in range(num_contexts)]  # Krichevsky-Trofimov start
+        self.decoder = decoder
+        self.encoder = None if decoder else constriction.stream.queue.RangeEncoder()
+        self.information = 0.0  # ideal code length in bits, to compare candidate codings
+
+    def _code(self, p_one: float, bit: int | None) -> int:
+        model = constriction.stream.model.Bernoulli(p_one, perfect=False)
+        if self.decoder is None:
+            self.encoder.encode(int(bit), model)
+            self.information -= np.log2(p_one if bit else 1.0 - p_one)
+            return int(bit)
+        try:
+            return int(self.decoder.decode(model))
+        except (AssertionError, ValueError):
+            raise BitstreamError("compact pose section: corrupt arithmetic-coded data") from None
+
+    def adaptive(self, context: int, bit: int | None = None) -> int:
+        c = self.counts[context]
+        bit = self._code(c[1] / (c[0] + c[1]), bit)
+        c[bit] += 1.0
+        return bit
+
+    def bypass(self, bit: int | None = None) -> int:
+        return self._code(0.5, bit)
+
+    def exp_golomb(self, value: int | None) -> int:
+        """Order-0 Exp-Golomb of value >= 0 on bypass bits."""
+        if value is not None:
+            length = (value + 1).bit_length()
+            for _ in range(length - 1):
+                self.bypass(0)
+            for i in range(length - 1, -1, -1):
+                self.bypass(((value + 1) >> i) & 1)
+            return value
+        zeros = 0
+        while self.bypass() == 0:
+            zeros += 1
+            if zeros > _MAX_PREFIX:
+                raise BitstreamError("compact pose section: residual code too long")
+        number = 1
+        for _ in range(zeros):
+            number = (number << 1) | self.bypass()
+        return number - 1
+
+    def residual(self, base: int, previous_zero: bool, value: int | None = None) -> int:
+        encoding = value is not None
+        if not self.adaptive(base + int(previous_zero), int(value != 0) if encoding else None):
+            return 0
+        negative = self.adaptive(base + 2, int(value < 0) if encoding else None)
+        magnitude = abs(value) if encoding else 0
+        level = 1
+        while level <= _UNARY:
+            if not self.adaptive(base + 2 + level, int(magnitude > level) if encoding else None):
+                break
+            level += 1
+        else:
+            level = _UNARY + 1 + self.exp_golomb(magnitude - _UNARY - 1 if encoding else None)
+        return -level if negative else level
+
+
+def _code_levels(
+    coder: _BinaryCoder, group: int, order: int, levels: np.ndarray | None, shape: tuple[int, int]
+) -> np.ndarray:
+    """Code (frames, 3) integer levels as residuals of a prediction from the decoded previous
+    ones: the previous value (order 1) or 2 x previous - the one before (order 2)."""
+    base = group * _CONTEXTS_PER_GROUP
+    out = np.zeros((shape[0] + 2, shape[1]), dtype=np.int64)  # two zero rows: frame 0 and before
+    previous_zero = [True] * shape[1]
+    for i in range(shape[0]):
+        prediction = 2 * out[i + 1] - out[i] if order == 2 else out[i + 1]
+        for j in range(shape[1]):
+            value = None if levels is None else int(levels[i, j] - prediction[j])
+            residual = coder.residual(base, previous_zero[j], value)
+            previous_zero[j] = residual == 0
+            out[i + 2, j] = prediction[j] + residual
+            if abs(out[i + 2, j]) > _MAX_LEVEL:
+                raise BitstreamError("compact pose section: value out of range")
+    return out[2:]
+
+
+def _words_to_bytes(words: np.ndarray) -> bytes:
+    return words.astype(">u4").tobytes()
+
+
+def _bytes_to_words(data: bytes) -> np.ndarray:
+    padded = data + b"\0" * ((-len(data)) % 4)
+    return np.frombuffer(padded, dtype=">u4").astype(np.uint32)
+
+
+# --- the codec ------------------------------------------------------------------------------
+
+# Knot spacings the encoder may use: 1 codes every pose; larger ones code every k-th pose (and the
+# last) and fill the others with a cubic spline, far cheaper for the smooth motion of most videos.
+_SPACINGS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def knot_frames(num_frames: int, spacing: int) -> np.ndarray:
+    """Frames (>= 1) whose values are coded: spacing, 2 spacing, ... and always the last one."""
+    knots = list(range(spacing, num_frames - 1, spacing)) + [num_frames - 1]
+    return np.array(knots if num_frames > 1 else [], dtype=int)
+
+
+def expand_knots(values: np.ndarray, knots: np.ndarray, num_frames: int) -> np.ndarray:
+    """(frames 1..N-1, 3) values from the knots' values, with frame 0 pinned at zero."""
+    if len(knots) == num_frames - 1:
+        return values
+    times = np.concatenate([[0], knots])
+    spline = CubicSpline(times, np.vstack([np.zeros(3), values]), axis=0)
+    return spline(np.arange(1, num_frames))
+
+
+@dataclass
+class _GroupCode:
+    spacing_index: int
+    order: int  # predictor order, 1 or 2
+    step_index: int
+    levels: np.ndarray  # (knots, 3) integers
+
+    @property
+    def nibble(self) -> int:
+        return self.spacing_index | (self.order - 1) << 3
+
+
+def _rotations(rotvecs: np.ndarray) -> np.ndarray:
+    return np.vstack([np.eye(3)[None], Rotation.from_rotvec(rotvecs).as_matrix()])
+
+
+@POSE_CODECS.register("compact", code=1)
+class CompactPoseCodec(PoseCodec):
+    def __init__(self, config: CompactConfig | None = None) -> None:
+        self.config = config or CompactConfig()
+
+    def compress(self, trajectory: Trajectory) -> bytes:
+        check_finite(trajectory)
+        k = trajectory.intrinsics
+        relative = trajectory.relative_to_first()
+        n = len(relative)
+        budget = self.config
+        flags = 0
+        rotation = translation = None
+        if n > 1:
+            truth = relative.rotations
+            rotvecs = Rotation.from_matrix(truth[1:]).as_rotvec()
+
+            def rotation_ok(decoded: np.ndarray) -> bool:
+                err = rotation_angle_deg(_rotations(decoded) @ np.swapaxes(truth, 1, 2))[1:]
+                return err.mean() <= budget.rotation_mean_deg and err.max() <= budget.rotation_max_deg
+
+            rotation = self._choose(rotvecs, rotation_step, rotation_ok)
+            flags |= _HAS_ROTATION if np.any(rotation.levels) else 0
+        centres = camera_centres(relative.world_to_camera)[1:]
+        scale = float(np.linalg.norm(centres, axis=1).max()) if n > 1 else 0.0
+        log_scale = 0
+        if scale > 0:
+            log_scale = int(np.clip(np.round(np.log2(scale) * 256), -32768, 32767))
+
+            def direction_ok(decoded: np.ndarray) -> bool:
+                w2c = compose_world_to_camera(relative.rotations, np.vstack([np.zeros(3), decoded]))
+                err = translation_direction_errors_deg(Trajectory(k, w2c), relative)
+                return not np.isfinite(err).any() or np.nanmean(err) <= budget.translation_direction_mean_deg
+
+            translation = self._choose(centres / scale, position_step, direction_ok)
+            flags |= _HAS_TRANSLATION if np.any(translation.levels) else 0
+        centred = abs(k.cx - 0.5) < 1e-6 and abs(k.cy - 0.5) < 1e-6
+        flags |= 0 if centred else _OFF_CENTRE
+
+        writer = ByteWriter()
+        writer.u8(flags)
+        for v in (k.fx, k.fy) if centred else (k.fx, k.fy, k.cx, k.cy):
+            if abs(v) > 60000:
+                raise InputError(f"intrinsic value {v} does not fit a float16")
+            writer.f16(v)
+        groups = []
+        if flags & (_HAS_ROTATION | _HAS_TRANSLATION):
+            rot_nibble = rotation.nibble if flags & _HAS_ROTATION else 0
+            pos_nibble = translation.nibble if flags & _HAS_TRANSLATION else 0
+            writer.u8(rot_nibble | pos_nibble << 4)
+        if flags & _HAS_ROTATION:
+            writer.u8(rotation.step_index)
+            groups.append((0, rotation.order, rotation.levels))
+        if flags & _HAS_TRANSLATION:
+            writer.u8(translation.step_index)
+            writer.u16(log_scale + 32768)
+            groups.append((1, translation.order, translation.levels))
+        if groups:
+            writer.raw(self._entropy_code(groups))
+        return writer.getvalue()
+
+    def _choose(self, values: np.ndarray, step_of: Callable[[int], float], ok: Callable[[np.ndarray], bool]) -> _GroupCode:
+        """For each knot spacing the coarsest step that meets the budget (bisection over the step
+        ladder, errors growing with the step); keep the cheapest spacing and predictor order."""
+        num_frames = len(values) + 1
+        best, best_bits = None, np.inf
+        for spacing_index, spacing in enumerate(_SPACINGS):
+            if spacing > 1 and spacing >= num_frames - 1:
+                break
+            knots = knot_frames(num_frames, spacing)
+
+            def meets(step_index: int, knots: np.ndarray = knots) -> bool:
+                step = step_of(step_index)
+                return ok(expand_knots(np.round(values[knots - 1] / step) * step, knots, num_frames))
+
+            if not meets(_STEP_LADDER - 1):
+                continue
+            coarse, fine = -1, _STEP_LADDER - 1  # invariant: fine meets the budget
+            while fine - coarse > 1:
+                middle = (coarse + fine) // 2
+                coarse, fine = (coarse, middle) if meets(middle) else (middle, fine)
+            levels = np.round(values[knots - 1] / step_of(fine)).astype(np.int64)
+            for order in (1, 2):
+                bits = self._group_bits(levels, order)
+                if bits < best_bits:
+                    best, best_bits = _GroupCode(spacing_index, order, fine, levels), bits
+        if best is None:  # the budget is out of reach: code every pose on the finest grid
+            levels = np.round(values / step_of(_STEP_LADDER - 1)).astype(np.int64)
+            best = _GroupCode(0, 2, _STEP_LADDER - 1, levels)
+        return best
+
+    @staticmethod
+    def _group_bits(levels: np.ndarray, order: int) -> float:
+        coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP)
+        _code_levels(coder, 0, order, levels, levels.shape)
+        return coder.information
+
+    def _entropy_code(self, groups: list[tuple[int, int, np.ndarray]]) -> bytes:
+        coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP)
+        for group, order, levels in groups:
+            _code_levels(coder, group, order, levels, levels.shape)
+        data = _words_to_bytes(coder.encoder.get_compressed())
+        # The decoder pads with zero bytes: drop the trailing bytes it does not need.
+        while data and self._decodes_to(data[:-1], groups):
+            data = data[:-1]
+        return data
+
+    @staticmethod
+    def _decodes_to(data: bytes, groups: list[tuple[int, int, np.ndarray]]) -> bool:
+        coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP, constriction.stream.queue.RangeDecoder(_bytes_to_words(data)))
+        try:
+            return all(np.array_equal(_code_levels(coder, g, o, None, lv.shape), lv) for g, o, lv in groups)
+        except BitstreamError:
+            return False
+
+    def decompress(self, data: bytes, num_frames: int) -> Trajectory:
+        what = "compact pose section"
+        check_num_frames(num_frames, what)
+        reader = ByteReader(data, what)
+        flags = reader.u8()
+        if flags & ~(_HAS_ROTATION | _HAS_TRANSLATION | _OFF_CENTRE) or (num_frames == 1 and flags & 3):
+            raise BitstreamError(f"{what}: invalid flags {flags}")
+        fx, fy = reader.f16(), reader.f16()
+        cx, cy = (reader.f16(), reader.f16()) if flags & _OFF_CENTRE else (0.5, 0.5)
+        if fx <= 0 or fy <= 0:
+            raise BitstreamError(f"{what}: focal lengths must be positive")
+        intrinsics = Intrinsics(fx, fy, cx, cy)
+        if num_frames == 1:
+            reader.expect_end()
+            return Trajectory.identity(1, intrinsics)
+        spacings = reader.u8() if flags & (_HAS_ROTATION | _HAS_TRANSLATION) else 0
+        groups = []
+        for group, present, step_of, nibble in (
+            (0, flags & _HAS_ROTATION, rotation_step, spacings & 15),
+            (1, flags & _HAS_TRANSLATION, position_step, spacings >> 4),
+        ):
+            if not present:
+                continue
+            spacing_index, order = nibble & 7, 1 + (nibble >> 3)
+            if spacing_index >= len(_SPACINGS):
+                raise BitstreamError(f"{what}: knot spacing index {spacing_index} out of range")
+            step_index = reader.u8()
+            if step_index >= _STEP_LADDER:
+                raise BitstreamError(f"{what}: step index {step_index} out of range")
+            scale = 2.0 ** ((reader.u16() - 32768) / 256) if group == 1 else 1.0
+            knots = knot_frames(num_frames, _SPACINGS[spacing_index])
+            groups.append((group, order, knots, step_of(step_index) * scale))
+        values = {0: np.zeros((num_frames - 1, 3)), 1: np.zeros((num_frames - 1, 3))}
+        if groups:
+            payload = reader.rest()
+            if not payload:
+                raise BitstreamError(f"{what} is truncated")
+            coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP, constriction.stream.queue.RangeDecoder(_bytes_to_words(payload)))
+            for group, order, knots, step in groups:
+                levels = _code_levels(coder, group, order, None, (len(knots), 3))
+                values[group] = expand_knots(levels * step, knots, num_frames)
+        reader.expect_end()
+        centres = np.vstack([np.zeros(3), values[1]])
+        return Trajectory(intrinsics, compose_world_to_camera(_rotations(values[0]), centres))
