@@ -1,0 +1,92 @@
+"""`cpsgd masks estimate|compress|decompress`: wire with ``add_mask_commands(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cpsgd.errors import InputError
+from cpsgd.masks.base import MASK_CODECS, SEGMENTERS, Segmenter
+from cpsgd.masks.codec import ContextMaskCodec
+from cpsgd.masks.io import compress_mask_dir, decompress_mask_file, write_mask_dir
+from cpsgd.video.writer import check_output, commit_path, temporary_path
+
+
+def add_mask_commands(subparsers: argparse._SubParsersAction) -> None:
+    masks = subparsers.add_parser("masks", help="moving-object masks: estimate, compress, decompress")
+    sub = masks.add_subparsers(dest="masks_command", required=True)
+
+    p = sub.add_parser("estimate", help="segment the moving objects of a video into a mask folder")
+    p.add_argument("input", type=Path, help="video file or folder of frames")
+    p.add_argument("-o", "--output", type=Path, required=True, help="mask folder to write (PNG per frame)")
+    p.add_argument("--segmenter", default="motion", choices=SEGMENTERS.names())
+    p.add_argument("--size", type=int, help="center-crop to a square and resize to SIZE first")
+    p.add_argument("--frames", type=int, help="segment at most this many frames")
+    p.add_argument("--gop", type=int, default=25, help="frames segmented together")
+    p.add_argument("--sam2-checkpoint", type=Path, help="SAM2 checkpoint file (sam2 segmenter)")
+    p.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="SAM2 config name")
+    p.add_argument("--boxes", choices=("motion", "text"), default="motion", help="SAM2 box prompts from")
+    p.add_argument("--caption", help="caption naming the moving objects (--boxes text)")
+    p.add_argument("--captioner", type=Path, help="local vision-language model directory, when no --caption")
+    p.add_argument("--detector", type=Path, help="local Grounding DINO directory (--boxes text)")
+    p.add_argument("--device", default="cpu", help="torch device for SAM2 and the detector")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(handler=cmd_masks_estimate)
+
+    p = sub.add_parser("compress", help="code a mask folder into a standalone mask file")
+    p.add_argument("input", type=Path, help="mask folder (DAVIS annotation layout)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="mask file to write (.bin)")
+    p.add_argument("--codec", default="cabac", choices=MASK_CODECS.names())
+    p.add_argument("--factor", type=int, default=10, help="downscale factor (1 = lossless)")
+    p.add_argument("--tolerance", type=float, default=0.25, help="coverage band left to the model (0..0.5)")
+    p.add_argument("--gop", type=int, default=25, help="frames coded together")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(handler=cmd_masks_compress)
+
+    p = sub.add_parser("decompress", help="decode a mask file into a mask folder")
+    p.add_argument("input", type=Path, help="mask file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="mask folder to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(handler=cmd_masks_decompress)
+
+
+def make_segmenter(args: argparse.Namespace) -> Segmenter:
+    if args.segmenter != "sam2":
+        return SEGMENTERS.get(args.segmenter)()
+    from cpsgd.masks.prompts import TextBoxes, grounding_dino_detector, vlm_captioner
+    from cpsgd.masks.sam2_segmenter import Sam2Segmenter
+
+    boxes = None
+    if args.boxes == "text":
+        if not (args.caption or args.captioner) or not args.detector:
+            raise InputError("--boxes text needs --detector, and --caption or --captioner")
+        caption = args.caption or vlm_captioner(args.captioner, args.device)
+        boxes = TextBoxes(caption, grounding_dino_detector(args.detector, args.device))
+    return Sam2Segmenter(args.sam2_checkpoint, args.sam2_config, boxes, args.device)
+
+
+def cmd_masks_estimate(args: argparse.Namespace) -> None:
+    from cpsgd.video import open_video
+
+    check_output(args.output, args.force)
+    if not 1 <= args.gop <= 1024:
+        raise InputError(f"--gop {args.gop} is out of range (1 to 1024)")
+    segmenter = make_segmenter(args)
+    source = open_video(args.input, size=args.size, max_frames=args.frames)
+    write_mask_dir((segmenter.segment(gop) for gop in source.iter_gops(args.gop)), args.output, args.force)
+
+
+def cmd_masks_compress(args: argparse.Namespace) -> None:
+    check_output(args.output, args.force)
+    codec_class = MASK_CODECS.get(args.codec)
+    codec = ContextMaskCodec(args.factor, args.tolerance) if codec_class is ContextMaskCodec else codec_class()
+    data = compress_mask_dir(args.input, codec, args.gop)
+    tmp = temporary_path(args.output)
+    tmp.write_bytes(data)
+    commit_path(tmp, args.output)
+
+
+def cmd_masks_decompress(args: argparse.Namespace) -> None:
+    if not args.input.is_file():
+        raise InputError(f"{args.input} does not exist")
+    write_mask_dir(decompress_mask_file(args.input.read_bytes()), args.output, args.force)
