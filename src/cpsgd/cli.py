@@ -13,9 +13,17 @@ from cpsgd.bitstream.container import BitstreamReader
 from cpsgd.bitstream.info import format_table, inspect_stream
 from cpsgd.errors import BitstreamError, CpsgdError, InputError
 from cpsgd.generators import GENERATORS
+from cpsgd.generators.diffusion import add_diffusion_decode_args
 from cpsgd.intra import INTRA_CODECS
+from cpsgd.masks import MASK_CODECS, SEGMENTERS
+from cpsgd.masks.cli import add_mask_commands
+from cpsgd.masks.io import MaskFolder
+from cpsgd.poses import POSE_CODECS, POSE_ESTIMATORS, load_poses
+from cpsgd.poses.cli import add_pose_commands
+from cpsgd.bench import add_bench_command
 from cpsgd.synth import add_synth_command
-from cpsgd.pipeline import PRESETS, EncoderConfig, decode_gops, encode_video, make_generator
+from cpsgd.training import add_train_command
+from cpsgd.pipeline import PRESETS, EncoderConfig, decode_gops, encode_video
 from cpsgd.video import open_video, open_writer
 from cpsgd.video.writer import check_output, commit_path, temporary_path
 
@@ -39,8 +47,18 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="encode at most this many frames")
     p.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
     p.add_argument("--caption", help="text description sent with the video")
+    p.add_argument("--poses", type=Path, help="camera poses to send instead of estimating them "
+                   "(RealEstate10K, TUM, or a COLMAP text model folder; one pose per frame)")
+    p.add_argument("--masks", type=Path, help="foreground masks to send instead of segmenting "
+                   "(folder of PNGs, one per frame, DAVIS annotation layout)")
     p.add_argument("--intra-codec", default="av1", choices=INTRA_CODECS.names())
     p.add_argument("--intra-quality", type=int, help="fixed intra quality (0-100) instead of a budget")
+    p.add_argument("--pose-estimator", default="flow", choices=[*POSE_ESTIMATORS.names(), "none"])
+    p.add_argument("--pose-codec", default="compact", choices=POSE_CODECS.names())
+    p.add_argument("--segmenter", default="motion", choices=[*SEGMENTERS.names(), "none"])
+    p.add_argument("--mask-codec", default="cabac", choices=MASK_CODECS.names())
+    p.add_argument("--no-geometry", action="store_true", help="send no scene-geometry side channel")
+    p.add_argument("--no-mosaic", action="store_true", help="send the plain first frame, not the background mosaic")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=cmd_encode)
@@ -55,12 +73,17 @@ def cmd_encode(args: argparse.Namespace) -> None:
     config = EncoderConfig(
         bpp=args.bpp, preset=args.preset, gop=args.gop, size=args.size, max_frames=args.frames,
         intra_codec=args.intra_codec, intra_quality=args.intra_quality, caption=args.caption,
+        pose_estimator=None if args.pose_estimator == "none" else args.pose_estimator,
+        pose_codec=args.pose_codec, segmenter=None if args.segmenter == "none" else args.segmenter,
+        mask_codec=args.mask_codec, geometry=not args.no_geometry, mosaic=not args.no_mosaic,
     ).validated()
     fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
     source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
+    trajectory = load_poses(args.poses) if args.poses else None
+    masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
     tmp = temporary_path(args.output)
     try:
-        report = encode_video(source, tmp, config, show_progress=not args.quiet)
+        report = encode_video(source, tmp, config, trajectory, masks, show_progress=not args.quiet)
         commit_path(tmp, args.output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -75,10 +98,11 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="regenerate a video from a .cpsgd file")
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="folder of PNGs, or .mp4/.mkv/.y4m")
-    p.add_argument("--generator", default="hold", choices=GENERATORS.names())
+    p.add_argument("--generator", default="warp", choices=GENERATORS.names())
     p.add_argument("--keep-going", action="store_true", help="skip damaged GoPs and write the rest")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true")
+    add_diffusion_decode_args(p)
     p.set_defaults(handler=cmd_decode)
 
 
@@ -91,7 +115,7 @@ def _open_stream(path: Path):
 def cmd_decode(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    generator = make_generator(args.generator)
+    generator = GENERATORS.get(args.generator).from_cli_args(args)
     damaged: list[str] = []
     with _open_stream(args.input) as file:
         reader = BitstreamReader(file)
@@ -151,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="cpsgd", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cpsgd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add in (_add_encode, _add_decode, _add_info, _add_demo, add_synth_command):
+    for add in (
+        _add_encode, _add_decode, _add_info, _add_demo, add_synth_command,
+        add_pose_commands, add_mask_commands, add_bench_command, add_train_command,
+    ):
         add(sub)
     return parser
 

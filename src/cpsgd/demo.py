@@ -45,7 +45,7 @@ def run_demo(folder: Path, force: bool = False, config: EncoderConfig | None = N
     with open(stream_path, "rb") as file:
         info = inspect_stream(file)
     print(format_table(info, per_gop=False))
-    generator = make_generator("hold")
+    generator = make_generator("warp")
     decoded = []
     with open(stream_path, "rb") as file:
         for gop in decode_gops(BitstreamReader(file), generator):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -28,6 +29,11 @@ class GopConditions:
 
 class Generator(ABC):
     name: str
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> Generator:
+        """Build from `cpsgd decode`'s parsed options; generators with options override this."""
+        return cls()
 
     @abstractmethod
     def generate(self, conditions: GopConditions) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from cpsgd.bitstream.container import MAX_DIMENSION, BitstreamReader, Gop, SectionType, StreamHeader
 from cpsgd.errors import BitstreamError
+from cpsgd.geometry import GEOMETRY_CODECS
 from cpsgd.generators import GENERATORS, Generator, GopConditions
 from cpsgd.intra import decode_intra
 from cpsgd.masks.base import MASK_CODECS
@@ -40,6 +41,9 @@ def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> Go
     poses = gop.find(SectionType.POSES)
     if poses is not None:
         conditions.trajectory = POSE_CODECS.by_code(poses.backend)().decompress(poses.payload, gop.num_frames)
+    geometry = gop.find(SectionType.GEOMETRY)
+    if geometry is not None:
+        conditions.side_channels["geometry"] = GEOMETRY_CODECS.by_code(geometry.backend)().decompress(geometry.payload)
     masks = gop.find(SectionType.MASKS)
     if masks is not None:
         conditions.masks = MASK_CODECS.by_code(masks.backend)().decompress(
@@ -75,7 +79,7 @@ def make_generator(name: str, **options: object) -> Generator:
     return GENERATORS.get(name)(**options)
 
 
-def decode_bytes(data: bytes, generator: str = "hold") -> np.ndarray:
+def decode_bytes(data: bytes, generator: str = "warp") -> np.ndarray:
     """In-memory decode of a whole stream to (N, H, W, 3) frames."""
     reader = BitstreamReader(io.BytesIO(data))
     return np.concatenate([gop.frames for gop in decode_gops(reader, make_generator(generator))])

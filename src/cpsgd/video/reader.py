@@ -36,13 +36,15 @@ def to_rgb8(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def square_resize(frame: np.ndarray, size: int) -> np.ndarray:
-    """The paper's protocol: center-crop to a square, then resize to size x size."""
+def square_resize(frame: np.ndarray, size: int, interpolation: int | None = None) -> np.ndarray:
+    """The paper's protocol: center-crop to a square, then resize to size x size. Label maps
+    pass ``cv2.INTER_NEAREST`` so that labels stay labels."""
     h, w = frame.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     crop = frame[top : top + side, left : left + side]
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
