@@ -20,6 +20,7 @@ from cpsgd.masks.cli import add_mask_commands
 from cpsgd.masks.io import MaskFolder
 from cpsgd.poses import POSE_CODECS, POSE_ESTIMATORS, load_poses
 from cpsgd.poses.cli import add_pose_commands
+from cpsgd.batch import add_batch_command
 from cpsgd.bench import add_bench_command
 from cpsgd.synth import add_synth_command
 from cpsgd.training import add_train_command
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for add in (
         _add_encode, _add_decode, _add_info, _add_demo, add_synth_command,
-        add_pose_commands, add_mask_commands, add_bench_command, add_train_command,
+        add_pose_commands, add_mask_commands, add_bench_command, add_batch_command, add_train_command,
     ):
         add(sub)
     return parser
