@@ -11,20 +11,18 @@ from typing import NoReturn, Sequence
 from cpsgd import __version__
 from cpsgd.bitstream.container import BitstreamReader
 from cpsgd.bitstream.info import format_table, inspect_stream
-from cpsgd.errors import BitstreamError, CpsgdError, InputError
-from cpsgd.generators import GENERATORS
-from cpsgd.generators.diffusion import add_diffusion_decode_args
-from cpsgd.intra import INTRA_CODECS
-from cpsgd.masks import MASK_CODECS, SEGMENTERS
-from cpsgd.masks.cli import add_mask_commands
-from cpsgd.masks.io import MaskFolder
-from cpsgd.poses import POSE_CODECS, POSE_ESTIMATORS, load_poses
-from cpsgd.poses.cli import add_pose_commands
 from cpsgd.batch import add_batch_command
 from cpsgd.bench import add_bench_command
+from cpsgd.cli_options import add_encoder_options, add_generator_options, encoder_config_from_args, frame_rate_from_args
+from cpsgd.errors import BitstreamError, CpsgdError, InputError
+from cpsgd.generators import GENERATORS
+from cpsgd.masks.cli import add_mask_commands
+from cpsgd.masks.io import MaskFolder
+from cpsgd.pipeline import decode_gops, encode_video
+from cpsgd.poses import load_poses
+from cpsgd.poses.cli import add_pose_commands
 from cpsgd.synth import add_synth_command
 from cpsgd.training import add_train_command
-from cpsgd.pipeline import PRESETS, EncoderConfig, decode_gops, encode_video
 from cpsgd.video import open_video, open_writer
 from cpsgd.video.writer import check_output, commit_path, temporary_path
 
@@ -40,45 +38,20 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress a video")
     p.add_argument("input", type=Path, help="video file, .y4m, or folder of PNG/JPEG frames")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .cpsgd file to write")
-    rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--bpp", type=float, help="target bits per pixel (default 0.003)")
-    rate.add_argument("--preset", choices=sorted(PRESETS), help="named operating point")
-    p.add_argument("--gop", type=int, default=25, help="maximum frames per group of pictures")
-    p.add_argument("--size", type=int, help="center-crop to a square and resize to SIZE (paper: 512)")
-    p.add_argument("--frames", type=int, help="encode at most this many frames")
-    p.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
-    p.add_argument("--caption", help="text description sent with the video")
+    add_encoder_options(p)
     p.add_argument("--poses", type=Path, help="camera poses to send instead of estimating them "
                    "(RealEstate10K, TUM, or a COLMAP text model folder; one pose per frame)")
     p.add_argument("--masks", type=Path, help="foreground masks to send instead of segmenting "
                    "(folder of PNGs, one per frame, DAVIS annotation layout)")
-    p.add_argument("--intra-codec", default="av1", choices=INTRA_CODECS.names())
-    p.add_argument("--intra-quality", type=int, help="fixed intra quality (0-100) instead of a budget")
-    p.add_argument("--pose-estimator", default="flow", choices=[*POSE_ESTIMATORS.names(), "none"])
-    p.add_argument("--pose-codec", default="compact", choices=POSE_CODECS.names())
-    p.add_argument("--segmenter", default="motion", choices=[*SEGMENTERS.names(), "none"])
-    p.add_argument("--mask-codec", default="cabac", choices=MASK_CODECS.names())
-    p.add_argument("--no-geometry", action="store_true", help="send no scene-geometry side channel")
-    p.add_argument("--no-mosaic", action="store_true", help="send the plain first frame, not the background mosaic")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=cmd_encode)
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    from fractions import Fraction
-
     check_output(args.output, args.force)
-    if args.fps is not None and not 0 < args.fps <= 1000:
-        raise InputError(f"--fps {args.fps} is out of range")
-    config = EncoderConfig(
-        bpp=args.bpp, preset=args.preset, gop=args.gop, size=args.size, max_frames=args.frames,
-        intra_codec=args.intra_codec, intra_quality=args.intra_quality, caption=args.caption,
-        pose_estimator=None if args.pose_estimator == "none" else args.pose_estimator,
-        pose_codec=args.pose_codec, segmenter=None if args.segmenter == "none" else args.segmenter,
-        mask_codec=args.mask_codec, geometry=not args.no_geometry, mosaic=not args.no_mosaic,
-    ).validated()
-    fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
+    config = encoder_config_from_args(args)
+    fps = frame_rate_from_args(args)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
     trajectory = load_poses(args.poses) if args.poses else None
     masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
@@ -99,11 +72,10 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="regenerate a video from a .cpsgd file")
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="folder of PNGs, or .mp4/.mkv/.y4m")
-    p.add_argument("--generator", default="warp", choices=GENERATORS.names())
     p.add_argument("--keep-going", action="store_true", help="skip damaged GoPs and write the rest")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true")
-    add_diffusion_decode_args(p)
+    add_generator_options(p)
     p.set_defaults(handler=cmd_decode)
 
 

@@ -10,13 +10,8 @@ from cpsgd.batch.engines import ENGINES, make_engine
 from cpsgd.batch.manifest import RESULTS_NAME
 from cpsgd.batch.runner import DEFAULT_RETRIES, BatchSummary, make_tasks, run_batch
 from cpsgd.batch.tasks import DECODE_FORMATS, Settings
+from cpsgd.cli_options import add_encoder_options, add_generator_options, encoder_config_from_args, frame_rate_from_args
 from cpsgd.errors import CpsgdError, InputError
-from cpsgd.generators import GENERATORS
-from cpsgd.generators.diffusion import add_diffusion_decode_args
-from cpsgd.intra import INTRA_CODECS
-from cpsgd.masks import MASK_CODECS, SEGMENTERS
-from cpsgd.pipeline import PRESETS, EncoderConfig
-from cpsgd.poses import POSE_CODECS, POSE_ESTIMATORS
 
 
 def _add_common(p: argparse.ArgumentParser, what: str) -> None:
@@ -33,31 +28,6 @@ def _add_common(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
-def _add_encoder_options(p: argparse.ArgumentParser) -> None:
-    """The options of `cpsgd encode` that apply to every clip alike."""
-    rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--bpp", type=float, help="target bits per pixel (default 0.003)")
-    rate.add_argument("--preset", choices=sorted(PRESETS), help="named operating point")
-    p.add_argument("--gop", type=int, default=25, help="maximum frames per group of pictures")
-    p.add_argument("--size", type=int, help="center-crop to a square and resize to SIZE")
-    p.add_argument("--frames", type=int, help="encode at most this many frames of each clip")
-    p.add_argument("--fps", type=float, help="frame rate of folders of frames (default 25)")
-    p.add_argument("--caption", help="text description sent with every clip")
-    p.add_argument("--intra-codec", default="av1", choices=INTRA_CODECS.names())
-    p.add_argument("--intra-quality", type=int, help="fixed intra quality (0-100) instead of a budget")
-    p.add_argument("--pose-estimator", default="flow", choices=[*POSE_ESTIMATORS.names(), "none"])
-    p.add_argument("--pose-codec", default="compact", choices=POSE_CODECS.names())
-    p.add_argument("--segmenter", default="motion", choices=[*SEGMENTERS.names(), "none"])
-    p.add_argument("--mask-codec", default="cabac", choices=MASK_CODECS.names())
-    p.add_argument("--no-geometry", action="store_true", help="send no scene-geometry side channel")
-    p.add_argument("--no-mosaic", action="store_true", help="send the plain first frame, not the background mosaic")
-
-
-def _add_generator_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generator", default="warp", choices=GENERATORS.names())
-    add_diffusion_decode_args(p)
-
-
 def add_batch_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "batch", help="encode, decode or benchmark a whole corpus (local processes or Ray)",
@@ -67,15 +37,15 @@ def add_batch_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     sub = p.add_subparsers(dest="batch_command", required=True, parser_class=type(p))
     encode = sub.add_parser("encode", help="OUTDIR/<name>.cpsgd for every video")
     _add_common(encode, "videos (files or folders of frames)")
-    _add_encoder_options(encode)
+    add_encoder_options(encode)
     decode = sub.add_parser("decode", help="OUTDIR/<name>/ (PNGs) or OUTDIR/<name>.mp4 for every .cpsgd")
     _add_common(decode, ".cpsgd files")
     decode.add_argument("--format", choices=DECODE_FORMATS, default="png", help="PNG folders (default) or videos")
-    _add_generator_options(decode)
+    add_generator_options(decode)
     bench = sub.add_parser("bench", help="encode every video, decode it, record bits, PSNR and MS-SSIM")
     _add_common(bench, "videos (files or folders of frames)")
-    _add_encoder_options(bench)
-    _add_generator_options(bench)
+    add_encoder_options(bench)
+    add_generator_options(bench)
     p.set_defaults(handler=cmd_batch)
     return p
 
@@ -90,15 +60,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         generator = dict(generator=args.generator, generator_options=options)
     if op == "decode":
         return Settings(op, output_format=args.format, **generator)
-    if args.fps is not None and not 0 < args.fps <= 1000:
-        raise InputError(f"--fps {args.fps} is out of range")
-    config = EncoderConfig(
-        bpp=args.bpp, preset=args.preset, gop=args.gop, size=args.size, max_frames=args.frames,
-        intra_codec=args.intra_codec, intra_quality=args.intra_quality, caption=args.caption,
-        pose_estimator=None if args.pose_estimator == "none" else args.pose_estimator,
-        pose_codec=args.pose_codec, segmenter=None if args.segmenter == "none" else args.segmenter,
-        mask_codec=args.mask_codec, geometry=not args.no_geometry, mosaic=not args.no_mosaic,
-    ).validated()
+    frame_rate_from_args(args)  # validates --fps; the task keeps the float
+    config = encoder_config_from_args(args)
     return Settings(op, encoder=config, fps=args.fps, **generator)
 
 
