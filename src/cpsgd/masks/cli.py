@@ -23,13 +23,8 @@ def add_mask_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, help="center-crop to a square and resize to SIZE first")
     p.add_argument("--frames", type=int, help="segment at most this many frames")
     p.add_argument("--gop", type=int, default=25, help="frames segmented together")
-    p.add_argument("--sam2-checkpoint", type=Path, help="SAM2 checkpoint file (sam2 segmenter)")
-    p.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="SAM2 config name")
-    p.add_argument("--boxes", choices=("motion", "text"), default="motion", help="SAM2 box prompts from")
     p.add_argument("--caption", help="caption naming the moving objects (--boxes text)")
-    p.add_argument("--captioner", type=Path, help="local vision-language model directory, when no --caption")
-    p.add_argument("--detector", type=Path, help="local Grounding DINO directory (--boxes text)")
-    p.add_argument("--device", default="cpu", help="torch device for SAM2 and the detector")
+    add_sam2_options(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(handler=cmd_masks_estimate)
 
@@ -48,6 +43,17 @@ def add_mask_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="mask folder to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(handler=cmd_masks_decompress)
+
+
+def add_sam2_options(p: argparse.ArgumentParser) -> None:
+    """Options of the sam2 segmenter (`masks estimate` and `encode`); the caption is the command's."""
+    group = p.add_argument_group("sam2 segmenter (--segmenter sam2)")
+    group.add_argument("--sam2-checkpoint", type=Path, help="SAM2 checkpoint file")
+    group.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="SAM2 config name")
+    group.add_argument("--boxes", choices=("motion", "text"), default="motion", help="SAM2 box prompts from")
+    group.add_argument("--captioner", type=Path, help="local vision-language model directory, when no --caption")
+    group.add_argument("--detector", type=Path, help="local Grounding DINO directory (--boxes text)")
+    group.add_argument("--device", default="cpu", help="torch device for SAM2 and the detector")
 
 
 def make_segmenter(args: argparse.Namespace) -> Segmenter:
