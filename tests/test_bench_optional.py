@@ -25,7 +25,7 @@ def clips() -> tuple[np.ndarray, np.ndarray]:
 def test_without_weights_everything_is_skipped_with_notes(clips):
     metrics = OptionalMetrics()
     assert metrics.scores(*clips) == {}
-    notes = " ".join(metrics.notes())
+    notes = " ".join(metrics.notes(25))
     for name in ("lpips", "clip_sim", "aesthetic", "fvd"):
         assert name in notes
 

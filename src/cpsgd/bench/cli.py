@@ -64,6 +64,8 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
                    help="AlexNet features + LPIPS heads state dicts (comma-separated files)")
     p.add_argument("--clip-model", type=Path, help="local CLIP model folder (transformers layout)")
     p.add_argument("--aesthetic-head", type=Path, help="VBench aesthetic linear head state dict")
+    p.add_argument("--fvd-weights", type=Path,
+                   help="Kinetics-400 I3D state dict (.safetensors or torch) for FVD; needs 16+ frames")
     p.set_defaults(handler=run_bench_command)
     return p
 
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise InputError("--frames must be at least 1")
     if not 16 <= args.size <= 4096:
         raise InputError("--size must be 16 to 4096")
-    for path in (*args.lpips_weights, args.clip_model, args.aesthetic_head):
+    for path in (*args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights):
         if path is not None and not path.exists():
             raise InputError(f"{path} does not exist")
     return BenchConfig(
@@ -84,7 +86,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         protocol=Protocol(args.frames, args.size),
         scales=args.scales,
         metrics=args.metrics,
-        optional=OptionalMetrics(args.lpips_weights, args.clip_model, args.aesthetic_head),
+        optional=OptionalMetrics(args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights),
         device=args.device,
         generator=args.generator,
         video_bpp=args.video_bpp,

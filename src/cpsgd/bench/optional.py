@@ -7,8 +7,10 @@
 - Aesthetic score (VBench): a linear head (``weight``, ``bias``) on the normalised CLIP image
   embedding, divided by 10 as VBench reports it; needs the CLIP folder and the head's state dict.
 
-A metric without its weights is skipped and the results say so. FVD needs an I3D network and a
-set of clips per point; it is not computed (see the benchmark's notes).
+- FVD: I3D logits of each source and decoded clip (``cpsgd.bench.fvd``), from an I3D state dict
+  (safetensors or torch); the distance itself is computed across sequences by the report.
+
+A metric without its weights is skipped and the results say so.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from cpsgd.bench.fvd import CLIP_FRAMES, clip_features
 
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
@@ -152,8 +156,9 @@ class OptionalMetrics:
     lpips: tuple[Path, ...] = ()
     clip: Path | None = None
     aesthetic_head: Path | None = None
+    fvd: Path | None = None  # I3D weights
 
-    def notes(self) -> list[str]:
+    def notes(self, num_frames: int) -> list[str]:
         notes = []
         if not self.lpips:
             notes.append("lpips skipped: no --lpips-weights given")
@@ -161,8 +166,17 @@ class OptionalMetrics:
             notes.append("clip_sim skipped: no --clip-model given")
         if self.clip is None or self.aesthetic_head is None:
             notes.append("aesthetic skipped: needs --clip-model and --aesthetic-head")
-        notes.append("fvd not computed: it needs an I3D network and many clips per point")
+        if self.fvd is None:
+            notes.append("fvd skipped: no --fvd-weights given")
+        elif num_frames < CLIP_FRAMES:
+            notes.append(f"fvd skipped: I3D needs {CLIP_FRAMES}-frame clips, the sequences have {num_frames} frames")
         return notes
+
+    def fvd_features(self, frames: np.ndarray, device: str = "cpu") -> list[float] | None:
+        """I3D features of one clip for FVD; None without weights or with too few frames."""
+        if self.fvd is None or len(frames) < CLIP_FRAMES:
+            return None
+        return clip_features(self.fvd, frames, device)
 
     def scores(self, reference: np.ndarray, decoded: np.ndarray, device: str = "cpu") -> dict[str, float]:
         out: dict[str, float] = {}

@@ -11,13 +11,14 @@ import html
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from cpsgd.bench.codecs import CPSGD_CODECS, Point
+from cpsgd.bench.fvd import fvd_explanation, fvd_table
 from cpsgd.bench.hull import quality_at, rd_hull
 from cpsgd.bench.metrics import LOWER_IS_BETTER
 
@@ -158,6 +159,11 @@ def markdown_summary(rows: list[dict], targets: tuple[float, ...]) -> str:
             _md_table(["codec", *(f"{t:g} BPP" for t in targets)],
                       [[c, *(cell.text(digits) for cell in cells)] for c, cells in table.items()]),
         ]
+    fvd = fvd_table(rows, targets)
+    if fvd:
+        out += ["", "## FVD at target rates (lower is better)", "", fvd_explanation(rows), "",
+                _md_table(["codec", *(f"{t:g} BPP" for t in targets)],
+                          [[c, *(cell.text() for cell in cells)] for c, cells in fvd.items()])]
     breakdown = bit_breakdown(rows)
     if breakdown:
         parts = [p for p in PART_ORDER if any(p in b for b in breakdown.values())]
@@ -291,6 +297,11 @@ def html_report(rows: list[dict], targets: tuple[float, ...], plots: dict[str, s
         parts += [f"<h2>{html.escape(METRIC_LABELS.get(name, name))} at target rates</h2>",
                   _html_table(["codec", *(f"{t:g} BPP" for t in targets)],
                               [[c, *(cell.text() for cell in cells)] for c, cells in table.items()])]
+    fvd = fvd_table(rows, targets)
+    if fvd:
+        parts += ["<h2>FVD at target rates (lower is better)</h2>", f"<p>{html.escape(fvd_explanation(rows))}</p>",
+                  _html_table(["codec", *(f"{t:g} BPP" for t in targets)],
+                              [[c, *(cell.text() for cell in cells)] for c, cells in fvd.items()])]
     if videos:
         shown = next((v.cpsgd["codec"] for v, _ in videos if v.cpsgd), None)
         columns = " | ".join(["source", *([shown] if shown else []), "best anchor"])
@@ -348,7 +359,12 @@ def write_report(
             videos.append((choice, src))
     page = out_dir / "index.html"
     page.write_text(html_report(rows, targets, plots, videos, metric))
-    (out_dir / "summary.json").write_text(json.dumps(
-        {m: {c: [cell.mean for cell in cells] for c, cells in quality_table(rows, m, targets).items()}
-         for m in metric_names(rows)} | {"targets": list(targets), "min_bpp": min_bpp(rows)}, indent=1))
+    summary = {m: {c: [cell.mean for cell in cells] for c, cells in quality_table(rows, m, targets).items()}
+               for m in metric_names(rows)} | {"targets": list(targets), "min_bpp": min_bpp(rows)}
+    fvd = fvd_table(rows, targets)
+    if fvd:
+        # Each cell: the distance, the clips pooled, the sequences available and their mean rate.
+        summary["fvd"] = {c: [asdict(cell) for cell in cells] for c, cells in fvd.items()}
+        summary["fvd_method"] = fvd_explanation(rows)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return page

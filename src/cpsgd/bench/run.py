@@ -102,17 +102,20 @@ def evaluate(
 
 
 @lru_cache(maxsize=4)
-def _prepared(config: BenchConfig, source: Source) -> tuple[Sequence, SemanticReference | None]:
-    """A sequence and its semantic reference, kept while its points are scored (one clip each)."""
+def _prepared(
+    config: BenchConfig, source: Source
+) -> tuple[Sequence, SemanticReference | None, list[float] | None]:
+    """A sequence, its semantic reference and its FVD features, kept while its points are scored
+    (one clip each)."""
     seq = load_sequence(source, config.protocol)
     poses, masks = "poses" in config.metrics, "masks" in config.metrics
     semantic = SemanticReference.of(seq.frames, seq.masks, poses, masks) if poses or masks else None
-    return seq, semantic
+    return seq, semantic, config.optional.fvd_features(seq.frames, config.device)
 
 
 def _score_task(config: BenchConfig, source: Source, index: int, versions: dict) -> dict:
-    seq, semantic = _prepared(config, source)
-    return score_point(seq, all_points(config)[index], config, semantic, versions)
+    seq, semantic, fvd_source = _prepared(config, source)
+    return score_point(seq, all_points(config)[index], config, semantic, versions, fvd_source)
 
 
 def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list[dict]:
@@ -157,16 +160,23 @@ def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list
 
 
 def score_point(
-    seq: Sequence, point: Point, config: BenchConfig, semantic: SemanticReference | None, versions: dict
+    seq: Sequence,
+    point: Point,
+    config: BenchConfig,
+    semantic: SemanticReference | None,
+    versions: dict,
+    fvd_source: list[float] | None = None,
 ) -> dict:
+    """One row; ``fvd_source``: the source clip's FVD features, when FVD is computed."""
     start = time.perf_counter()
     coded = point.run(seq.frames, seq.fps)
     n, h, w = seq.frames.shape[:3]
     scores = evaluate(seq.frames, coded.frames, config, semantic)
-    notes = config.optional.notes()
+    notes = config.optional.notes(n)
     if semantic is not None:
         notes += semantic.notes("poses" in config.metrics, "masks" in config.metrics)
-    return {
+    fvd_decoded = config.optional.fvd_features(coded.frames, config.device) if fvd_source is not None else None
+    row = {
         "sequence": seq.name,
         "codec": point.codec,
         "point": point.key,
@@ -184,3 +194,7 @@ def score_point(
         "versions": versions,
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if fvd_decoded is not None:
+        # FVD is a distance between sets of clips: the report pools these features across sequences.
+        row["fvd_features"] = {"source": fvd_source, "decoded": fvd_decoded}
+    return row
