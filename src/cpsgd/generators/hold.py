@@ -1,15 +1,22 @@
-"""The `hold` generator: every frame is the decoded intra picture. A baseline and an ablation."""
+"""The `hold` generator: every frame is the decoded first frame. A baseline and an ablation.
+
+When the intra picture is a background mosaic, the first frame is its window at the layout's
+position (the same window the warp generator starts from), not the whole mosaic.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from cpsgd.generators.base import GENERATORS, Generator, GopConditions
-from cpsgd.intra.budget import resample
+from cpsgd.generators.warp import unpack_intra
 
 
 @GENERATORS.register("hold")
 class HoldGenerator(Generator):
     def generate(self, conditions: GopConditions) -> np.ndarray:
-        frame = resample(conditions.intra, conditions.width, conditions.height)
+        h, w = conditions.height, conditions.width
+        geometry = conditions.side_channels.get("geometry")
+        canvas, layout, _ = unpack_intra(conditions.intra, h, w, geometry.layout if geometry else None)
+        frame = canvas[layout.y0 : layout.y0 + h, layout.x0 : layout.x0 + w]
         return np.repeat(frame[None], conditions.num_frames, axis=0)

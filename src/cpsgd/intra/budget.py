@@ -18,6 +18,7 @@ from cpsgd.errors import BitstreamError
 from cpsgd.intra.base import INTRA_CODECS, ImageCodec
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+FILL_STEPS = (1.015, 1.03, 1.045, 1.06, 1.08)  # picture growth tried by ``IntraSearch.fill``
 
 
 @dataclass(frozen=True)
@@ -61,31 +62,96 @@ def decode_intra(payload: bytes, backend: int) -> np.ndarray:
     return resample(image, width, height)
 
 
-def _candidate(codec: ImageCodec, image: np.ndarray, small: np.ndarray, quality: int, scale: float) -> IntraResult:
-    height, width = image.shape[:2]
-    coded = codec.encode(small, quality)
-    decoded = resample(codec.decode(coded), width, height)
-    return IntraResult(_payload(width, height, coded), decoded, quality, scale, psnr(image, decoded))
+class IntraSearch:
+    """Budgeted coding of one image, remembering every (scale, quality) it has coded: the rate
+    control asks for the same image under several budgets, which then share most encodes."""
 
+    def __init__(
+        self,
+        image: np.ndarray,
+        codec_name: str = "av1",
+        scales: tuple[float, ...] = DEFAULT_SCALES,
+        codec: ImageCodec | None = None,
+    ) -> None:
+        """``codec``: an instance to use instead of the registry's default (e.g. faster settings)."""
+        self.image = image
+        self.codec = codec or INTRA_CODECS.get(codec_name)()
+        self.scales = tuple(sorted(scales, reverse=True))  # coarsest first
+        self._small: dict[float, np.ndarray] = {}
+        self._coded: dict[tuple[float, int], IntraResult] = {}
 
-def _best_quality_within(
-    codec: ImageCodec, image: np.ndarray, small: np.ndarray, scale: float, budget_bytes: int
-) -> tuple[IntraResult | None, IntraResult]:
-    """Binary search for the highest quality whose payload fits (size grows with quality).
-    Returns (best fitting candidate or None, the lowest-quality candidate tried)."""
-    low, high = codec.min_quality, codec.max_quality
-    found: IntraResult | None = None
-    lowest: IntraResult | None = None
-    while low <= high:
-        candidate = _candidate(codec, image, small, (low + high) // 2, scale)
-        if lowest is None or candidate.quality < lowest.quality:
-            lowest = candidate
-        if len(candidate.payload) <= budget_bytes:
-            found, low = candidate, candidate.quality + 1
-        else:
-            high = candidate.quality - 1
-    assert lowest is not None
-    return found, lowest
+    def candidate(self, scale: float, quality: int) -> IntraResult:
+        key = (scale, quality)
+        if key not in self._coded:
+            height, width = self.image.shape[:2]
+            if scale not in self._small:
+                self._small[scale] = resample(self.image, max(8, round(width / scale)), max(8, round(height / scale)))
+            coded = self.codec.encode(self._small[scale], quality)
+            decoded = resample(self.codec.decode(coded), width, height)
+            self._coded[key] = IntraResult(_payload(width, height, coded), decoded, quality, scale, psnr(self.image, decoded))
+        return self._coded[key]
+
+    def _best_quality_within(self, scale: float, budget_bytes: int) -> tuple[IntraResult | None, IntraResult]:
+        """Binary search for the highest quality whose payload fits (size grows with quality).
+        Returns (best fitting candidate or None, the lowest-quality candidate tried)."""
+        low, high = self.codec.min_quality, self.codec.max_quality
+        found: IntraResult | None = None
+        lowest: IntraResult | None = None
+        # start from what earlier budgets learnt at this scale: sizes bracket the answer
+        for (s, quality), known in sorted(self._coded.items()):
+            if s != scale:
+                continue
+            if lowest is None:
+                lowest = known
+            if len(known.payload) <= budget_bytes and quality >= low:
+                found, low = known, quality + 1
+            elif len(known.payload) > budget_bytes and quality <= high:
+                high = quality - 1
+        while low <= high:
+            candidate = self.candidate(scale, (low + high) // 2)
+            if lowest is None or candidate.quality < lowest.quality:
+                lowest = candidate
+            if len(candidate.payload) <= budget_bytes:
+                found, low = candidate, candidate.quality + 1
+            else:
+                high = candidate.quality - 1
+        assert lowest is not None
+        return found, lowest
+
+    def within(self, budget_bytes: int, scales: tuple[float, ...] | None = None) -> IntraResult:
+        """Scales are tried from the coarsest up, each at its highest fitting quality, and the
+        search stops once a finer scale looks worse (quality over scale has one peak). If nothing
+        fits, the smallest candidate is returned and the caller sees its size. ``scales``
+        restricts the search (e.g. to a scale a faster search has chosen)."""
+        best: IntraResult | None = None
+        smallest: IntraResult | None = None
+        for scale in self.scales if scales is None else tuple(sorted(scales, reverse=True)):
+            found, lowest = self._best_quality_within(scale, budget_bytes)
+            if smallest is None or len(lowest.payload) < len(smallest.payload):
+                smallest = lowest
+            if found is None:
+                break  # a finer scale costs even more bytes
+            if best is not None and found.psnr <= best.psnr:
+                if best.quality < self.codec.max_quality:
+                    break
+                continue  # the coarser picture is at the codec's best quality: finer may yet win
+            best = found
+        assert smallest is not None
+        return best or smallest
+
+    def fill(self, result: IntraResult, budget_bytes: int) -> IntraResult:
+        """Spend what a quality step leaves of the budget: the same quality on a slightly larger
+        picture (a finer downscale factor; the decoder resamples any size), the largest that fits.
+        Sizes do not grow smoothly with the picture, so every step is tried."""
+        best = result
+        for growth in FILL_STEPS:
+            scale = result.scale / growth
+            if scale < 1.0:
+                break
+            candidate = self.candidate(scale, result.quality)
+            if len(candidate.payload) <= budget_bytes:
+                best = candidate
+        return best
 
 
 def encode_intra(
@@ -96,28 +162,9 @@ def encode_intra(
     scales: tuple[float, ...] = DEFAULT_SCALES,
 ) -> IntraResult:
     """Code ``image`` at a fixed ``quality`` (at the smallest scale factor given), or within
-    ``budget_bytes``: scales are tried from the coarsest up, each at its highest fitting quality,
-    and the search stops once a finer scale looks worse (quality over scale has one peak). If
-    nothing fits, the smallest candidate is returned and the caller sees its size."""
-    codec = INTRA_CODECS.get(codec_name)()
-    height, width = image.shape[:2]
-
-    def downscaled(scale: float) -> np.ndarray:
-        return resample(image, max(8, round(width / scale)), max(8, round(height / scale)))
-
+    ``budget_bytes`` (see ``IntraSearch.within``)."""
+    search = IntraSearch(image, codec_name, scales)
     if budget_bytes is None:
-        scale = min(scales)
-        return _candidate(codec, image, downscaled(scale), codec.max_quality if quality is None else quality, scale)
-    best: IntraResult | None = None
-    smallest: IntraResult | None = None
-    for scale in sorted(scales, reverse=True):
-        found, lowest = _best_quality_within(codec, image, downscaled(scale), scale, budget_bytes)
-        if smallest is None or len(lowest.payload) < len(smallest.payload):
-            smallest = lowest
-        if found is None:
-            break  # a finer scale costs even more bytes
-        if best is not None and found.psnr <= best.psnr:
-            break
-        best = found
-    assert smallest is not None
-    return best or smallest
+        codec = search.codec
+        return search.candidate(min(scales), codec.max_quality if quality is None else quality)
+    return search.within(budget_bytes)

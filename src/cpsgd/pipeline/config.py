@@ -1,38 +1,80 @@
-"""Encoder settings."""
+"""Encoder settings and the named operating points."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from cpsgd.errors import InputError
 
-# Named operating points (bits per pixel over all frames), from the floor of the tuned anchors
-# down to where only cpsgd still reaches.
-PRESETS: dict[str, float] = {"tiny": 0.0005, "low": 0.0015, "medium": 0.003, "high": 0.005}
-DEFAULT_BPP = PRESETS["medium"]
+
+@dataclass(frozen=True)
+class Preset:
+    """An operating point: the rate, and the side-information choices the rate control weighs.
+
+    ``mask_factors`` are the mask codec's downscale factors tried (coarser = fewer bytes; the
+    rate control may also drop the masks); ``geometry_grid`` is the finest inverse-depth grid
+    side the geometry fit may send (an 8x8 grid costs 71 bytes, 4x4 23)."""
+
+    bpp: float
+    mask_factors: tuple[int, ...]
+    geometry_grid: int
+
+
+# Like the paper's Table 1 settings: from the anchors' floor down to where only cpsgd reaches.
+# At "tiny" a 512x512 GoP of 25 frames has 410 bytes: poses and a coarse picture come first.
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(0.0005, (32,), 4),
+    "low": Preset(0.0015, (16, 32), 8),
+    "medium": Preset(0.003, (8, 16, 32), 8),
+    "high": Preset(0.005, (6, 12, 24), 8),
+}
+DEFAULT_PRESET = "medium"
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    bpp: float | None = None            # target bits per pixel; None: the preset's, else DEFAULT_BPP
-    preset: str | None = None
+    bpp: float | None = None            # target bits per pixel; None: the preset's
+    preset: str | None = None           # None: the preset nearest to bpp (or DEFAULT_PRESET)
     gop: int = 25                       # maximum frames per GoP
     size: int | None = None             # square protocol size (center crop + resize); None keeps input
     max_frames: int | None = None
     intra_codec: str = "av1"
-    intra_quality: int | None = None    # fixed quality instead of a byte budget
+    intra_quality: int | None = None    # fixed quality instead of a byte budget (no rate control)
     caption: str | None = None
-    pose_estimator: str | None = None   # None: no pose section
+    pose_estimator: str | None = "flow"  # None: no pose section (unless poses are given)
     pose_codec: str = "compact"
-    segmenter: str | None = None        # None: no mask section (unless masks are given)
+    segmenter: str | None = "motion"    # None: no mask section (unless masks are given)
     mask_codec: str = "cabac"
+    geometry: bool = True               # fit and send the scene-geometry side channel
+    geometry_codec: str = "grid8"
+    mosaic: bool = True                 # allow the GoP's background mosaic as the intra picture
+    rate_control: bool = True           # choose masks/picture/geometry split by rendering candidates
+    mask_factors: tuple[int, ...] | None = None  # mask downscale factors to try; None: the preset's
+    geometry_grid: int | None = None    # finest geometry grid side; None: the preset's
+    adaptive_gop: bool = True           # new intra frame at scene cuts and on drift
+    scene_cut: float = 3.0              # a frame difference this many times the look-ahead's
+                                        # median difference marks a scene cut
+    drift_db: float = 6.0               # a rendered frame this many dB below the GoP's first
+                                        # predicted frame starts a new GoP there
+    min_gop: int = 6                    # drift never cuts a GoP shorter than this
 
-    def target_bpp(self) -> float:
-        if self.bpp is not None:
-            return self.bpp
+    def operating_point(self) -> Preset:
+        """The preset whose choices apply: the named one, else the one nearest to ``bpp``."""
         if self.preset is not None:
             return PRESETS[self.preset]
-        return DEFAULT_BPP
+        if self.bpp is None:
+            return PRESETS[DEFAULT_PRESET]
+        return min(PRESETS.values(), key=lambda p: abs(math.log(p.bpp / self.bpp)))
+
+    def target_bpp(self) -> float:
+        return self.bpp if self.bpp is not None else self.operating_point().bpp
+
+    def candidate_mask_factors(self) -> tuple[int, ...]:
+        return self.mask_factors if self.mask_factors is not None else self.operating_point().mask_factors
+
+    def max_geometry_grid(self) -> int:
+        return self.geometry_grid if self.geometry_grid is not None else self.operating_point().geometry_grid
 
     def validated(self) -> EncoderConfig:
         if self.preset is not None and self.preset not in PRESETS:
@@ -45,6 +87,18 @@ class EncoderConfig:
             raise InputError("intra quality must be 0 to 100")
         if self.caption is not None and len(self.caption.encode("utf-8")) > 4096:
             raise InputError("the caption is longer than 4096 bytes")
+        if self.mask_factors is not None and not (
+            self.mask_factors and all(1 <= f <= 64 for f in self.mask_factors)
+        ):
+            raise InputError("mask factors must be 1 to 64 (at least one)")
+        if self.geometry_grid is not None and not 1 <= self.geometry_grid <= 32:
+            raise InputError("the geometry grid side must be 1 to 32")
+        if self.scene_cut <= 1:
+            raise InputError("the scene-cut ratio must be above 1")
+        if self.drift_db <= 0:
+            raise InputError("the drift limit must be positive (dB)")
+        if self.min_gop < 1:
+            raise InputError("the minimum GoP length must be at least 1")
         return self
 
     def with_(self, **changes: object) -> EncoderConfig:

@@ -1,36 +1,63 @@
 """The encoder: per GoP, run the stages through their registries and write typed sections.
 
-Order inside a GoP: side information first (text, poses, masks), then the intra picture, which
-takes whatever the GoP's bit budget leaves.
+GoPs are adaptive: a GoP ends at a scene cut, or earlier than planned when the rendered frames
+drift too far from the source, and never exceeds ``config.gop`` frames. The input is read through
+a look-ahead of at most ``config.gop`` frames, so memory does not grow with the video.
+
+Within a GoP, side information is estimated first (masks, poses), then the rate control
+(``cpsgd.pipeline.ratecontrol``) splits the GoP's bytes between the masks, the geometry side
+channel and the intra picture (mosaic or plain frame) by rendering candidates with the decoder's
+generator. Bytes a GoP leaves unspent are carried over to the next, so the clip meets its target.
 """
 
 from __future__ import annotations
 
 import io
-from functools import cached_property
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 import numpy as np
 from tqdm import tqdm
 
-from cpsgd.bitstream.container import HEADER_BYTES, BitstreamWriter, Section, SectionType, StreamHeader
+from cpsgd.bitstream.container import (
+    HEADER_BYTES,
+    BitstreamWriter,
+    Section,
+    SectionType,
+    StreamHeader,
+)
 from cpsgd.errors import InputError
+from cpsgd.geometry import (
+    GEOMETRY_CODECS,
+    GeometryCodec,
+    GeometryFitConfig,
+    build_mosaic,
+    fit_geometry,
+)
 from cpsgd.intra import INTRA_CODECS, encode_intra
-from cpsgd.masks.base import MASK_CODECS, SEGMENTERS, MaskCodec
+from cpsgd.masks.base import MASK_CODECS, SEGMENTERS, MaskCodec, Segmenter
 from cpsgd.pipeline.config import EncoderConfig
+from cpsgd.pipeline.ratecontrol import (
+    SECTION_OVERHEAD_BYTES,
+    MaskOption,
+    PictureOption,
+    Split,
+    SplitSearch,
+    drift_cut,
+)
+from cpsgd.pipeline.scenecut import LookAhead, first_cut
 from cpsgd.poses.base import POSE_CODECS, POSE_ESTIMATORS, PoseCodec
 from cpsgd.poses.trajectory import Trajectory
 from cpsgd.text import encode_caption
 from cpsgd.video import VideoSource
 
-# Bytes the container spends per GoP beyond payloads: GoP header (4) and per section tag,
-# length and CRC (about 4 each). Subtracted from the budget so the file meets the target.
+# Bytes the container spends per GoP beyond its sections: GoP header (about 4).
 GOP_OVERHEAD_BYTES = 4
-SECTION_OVERHEAD_BYTES = 5
-MIN_INTRA_BYTES = 64
+MAX_CARRY = 0.5  # a GoP's budget moves by at most this share for earlier GoPs' unspent bytes
 
 MaskProvider = Callable[[int, int], np.ndarray]  # (first frame, count) -> (count, H, W) labels
 
@@ -42,6 +69,10 @@ class GopReport:
     section_bytes: dict[str, int]
     intra_quality: int
     intra_scale: float
+    picture: str = "plain"  # "mosaic", "mosaic-nostrip" or "plain"
+    mask_factor: int | None = None  # None: no mask section
+    ended_by: str = "length"  # why the GoP ended: "length", "scene cut", "drift" or "end"
+    score: float | None = None  # the rate control's render score of the chosen split
 
 
 @dataclass
@@ -58,11 +89,19 @@ class EncodeReport:
 
 
 class Encoder:
-    def __init__(self, config: EncoderConfig) -> None:
+    """``segmenter``: an already built segmenter (one that needs options, such as SAM2 with its
+    checkpoint); otherwise ``config.segmenter`` names one that builds without options."""
+
+    def __init__(self, config: EncoderConfig, segmenter: Segmenter | None = None) -> None:
         self.config = config.validated()
         INTRA_CODECS.get(config.intra_codec)  # fail early on unknown names
         self.pose_estimator = POSE_ESTIMATORS.get(config.pose_estimator)() if config.pose_estimator else None
-        self.segmenter = SEGMENTERS.get(config.segmenter)() if config.segmenter else None
+        if segmenter is None and config.segmenter:
+            segmenter = SEGMENTERS.get(config.segmenter)()
+        self.segmenter = segmenter
+        self.carry = 0  # bytes earlier GoPs left unspent (negative: overspent)
+        # a fixed intra quality leaves nothing to split: no candidates, no rendering
+        self.search_split = config.rate_control and config.intra_quality is None
 
     # Codecs are built on first use: poses or masks may come from the user without an estimator.
     @cached_property
@@ -70,8 +109,18 @@ class Encoder:
         return POSE_CODECS.get(self.config.pose_codec)()
 
     @cached_property
-    def mask_codec(self) -> MaskCodec:
-        return MASK_CODECS.get(self.config.mask_codec)()
+    def geometry_codec(self) -> GeometryCodec:
+        return GEOMETRY_CODECS.get(self.config.geometry_codec)()
+
+    def mask_codec(self, factor: int | None = None) -> MaskCodec:
+        """The mask codec at a downscale factor (None: the codec's default)."""
+        cls = MASK_CODECS.get(self.config.mask_codec)
+        return cls() if factor is None else cls(factor=factor)  # type: ignore[call-arg]
+
+    def gop_budget(self, num_frames: int, width: int, height: int, index: int) -> int:
+        """Bytes for the GoP's sections: its share of the target, less container overhead."""
+        budget = int(self.config.target_bpp() * width * height * num_frames / 8) - GOP_OVERHEAD_BYTES
+        return budget - HEADER_BYTES if index == 0 else budget  # the first GoP pays for the header
 
     def encode_gop(
         self,
@@ -80,46 +129,122 @@ class Encoder:
         trajectory: Trajectory | None = None,
         masks: np.ndarray | None = None,
     ) -> tuple[list[Section], GopReport]:
-        """Code one GoP. ``trajectory``/``masks`` given by the user replace estimation."""
+        """Code the GoP that starts with ``frames``: all of them, or, when the rendered frames
+        drift too far from the source, only the first ``report.num_frames`` (the caller goes on
+        from there). ``trajectory``/``masks`` given by the user replace estimation."""
+        config = self.config
+        user_masks = masks is not None
+        if masks is None and self.segmenter is not None:
+            masks = self.segmenter.segment(frames)
+        if trajectory is None and self.pose_estimator is not None:
+            trajectory = self.pose_estimator.estimate(frames, masks)
+        sections, report, split = self._code(frames, index, trajectory, masks, user_masks)
+        if config.adaptive_gop and split is not None:
+            cut = drift_cut(split, config.drift_db, config.min_gop)
+            if cut is not None:
+                sections, report, _ = self._code(
+                    frames[:cut], index, None if trajectory is None else trajectory.slice(0, cut),
+                    None if masks is None else masks[:cut], user_masks,
+                )
+                report.ended_by = "drift"
+        spent = sum(len(s.payload) + SECTION_OVERHEAD_BYTES for s in sections)
+        budget = self.gop_budget(report.num_frames, *frames.shape[2:0:-1], index)
+        self.carry += budget - spent
+        return sections, report
+
+    def _mask_options(self, masks: np.ndarray | None, user_masks: bool, num_frames: int) -> list[MaskOption]:
+        if masks is None:
+            return [MaskOption(None, None, None)]
+        h, w = masks.shape[1:]
+        factors = self.config.candidate_mask_factors() if self.search_split else (None,)
+        options = []
+        for factor in dict.fromkeys(factors):
+            codec = self.mask_codec(factor)
+            payload = codec.compress(masks)
+            options.append(MaskOption(factor or getattr(codec, "factor", None), payload, codec.decompress(payload, num_frames, h, w)))
+        if self.search_split and not user_masks:  # the user's own masks are always sent
+            options.append(MaskOption(None, None, None))
+        return options
+
+    def _pictures(
+        self, frames: np.ndarray, trajectory: Trajectory | None, masks: np.ndarray | None
+    ) -> list[PictureOption]:
+        """Picture options, the one tried first first: the mosaic when allowed, then the plain
+        frame and the mosaic without its strip of hidden background."""
+        config = self.config
+        intra_codec = config.intra_codec
+        if not (config.geometry and trajectory is not None):
+            return [PictureOption.make("plain", frames[0], None, self.geometry_codec, intra_codec)]
+        grid = config.max_geometry_grid()
+        geometry = fit_geometry(frames, trajectory, masks, GeometryFitConfig(grid=(grid, grid)))
+        plain = PictureOption.make("plain", frames[0], geometry, self.geometry_codec, intra_codec)
+        if not config.mosaic:
+            return [plain]
+        mosaic = build_mosaic(frames, trajectory, masks, geometry)
+        layout = mosaic.layout
+        first = PictureOption.make("mosaic", mosaic.image, geometry.with_layout(layout), self.geometry_codec, intra_codec)
+        if not self.search_split:
+            return [first]
+        options = [first, plain]
+        if layout.under is not None:  # the strip of hidden background may not be worth its bytes
+            bare = replace(layout, under=None)
+            options.append(PictureOption.make(
+                "mosaic-nostrip", mosaic.image[: layout.height], geometry.with_layout(bare), self.geometry_codec, intra_codec
+            ))
+        return options
+
+    def _code(
+        self,
+        frames: np.ndarray,
+        index: int,
+        trajectory: Trajectory | None,
+        masks: np.ndarray | None,
+        user_masks: bool,
+    ) -> tuple[list[Section], GopReport, Split | None]:
         config = self.config
         num_frames, height, width = frames.shape[:3]
-        budget = int(config.target_bpp() * width * height * num_frames / 8) - GOP_OVERHEAD_BYTES
-        if index == 0:
-            budget -= HEADER_BYTES  # the file header is paid by the first GoP
+        budget = self.gop_budget(num_frames, width, height, index)
+        limit = int(MAX_CARRY * budget)
+        budget += int(np.clip(self.carry, -limit, limit))
         sections: list[Section] = []
-
         if config.caption and index == 0:  # the caption holds for the whole stream
             backend, payload = encode_caption(config.caption)
             sections.append(Section(SectionType.TEXT, backend, payload))
-
-        if masks is None and self.segmenter is not None:
-            masks = self.segmenter.segment(frames)
-        if masks is not None:
-            sections.append(Section(SectionType.MASKS, self.mask_codec.code, self.mask_codec.compress(masks)))
-
-        if trajectory is None and self.pose_estimator is not None:
-            trajectory = self.pose_estimator.estimate(frames, masks)
+        # Poses are fitted on and rendered with what the decoder will see: the decoded ones.
+        decoded_trajectory = None
         if trajectory is not None:
             payload = self.pose_codec.compress(trajectory.relative_to_first())
             sections.append(Section(SectionType.POSES, self.pose_codec.code, payload))
-
+            decoded_trajectory = self.pose_codec.decompress(payload, num_frames)
         spent = sum(len(s.payload) + SECTION_OVERHEAD_BYTES for s in sections)
-        intra_budget = max(MIN_INTRA_BYTES, budget - spent - SECTION_OVERHEAD_BYTES)
-        intra = encode_intra(
-            frames[0],
-            config.intra_codec,
-            budget_bytes=None if config.intra_quality is not None else intra_budget,
-            quality=config.intra_quality,
-        )
+
+        search = SplitSearch(frames, decoded_trajectory, budget - spent)
+        mask_options = self._mask_options(masks, user_masks, num_frames)
+        pictures = self._pictures(frames, decoded_trajectory, masks)
+        split: Split | None = None  # set when the split was rendered and scored
+        chosen_masks, picture = mask_options[0], pictures[0]
+        if config.intra_quality is not None:
+            intra = encode_intra(picture.image, config.intra_codec, quality=config.intra_quality)
+        elif self.search_split:
+            split = search.choose(mask_options, pictures)
+            chosen_masks, picture, intra = split.masks, split.picture, split.intra
+        else:
+            intra = search.code(chosen_masks, picture)
+
+        if chosen_masks.payload is not None:
+            sections.append(Section(SectionType.MASKS, self.mask_codec(chosen_masks.factor).code, chosen_masks.payload))
+        if picture.geometry_payload is not None:
+            sections.append(Section(SectionType.GEOMETRY, self.geometry_codec.code, picture.geometry_payload))
         sections.append(Section(SectionType.INTRA, INTRA_CODECS.get(config.intra_codec).code, intra.payload))
         report = GopReport(
-            index, num_frames, {s.type.part: len(s.payload) for s in sections}, intra.quality, intra.scale
+            index, num_frames, {s.type.part: len(s.payload) for s in sections}, intra.quality, intra.scale,
+            picture.name, chosen_masks.factor, score=None if split is None else split.score,
         )
-        return sections, report
+        return sections, report, split
 
 
 def encode_gops(
-    gops: Iterable[np.ndarray],
+    blocks: Iterable[np.ndarray],
     out: BinaryIO,
     width: int,
     height: int,
@@ -128,27 +253,37 @@ def encode_gops(
     trajectory: Trajectory | None = None,
     masks: MaskProvider | None = None,
     progress: tqdm | None = None,
+    segmenter: Segmenter | None = None,
 ) -> EncodeReport:
-    """Stream GoPs into ``out``; ``trajectory`` covers the whole video when the user gives poses."""
-    encoder = Encoder(config)
+    """Code the frames of ``blocks`` ((n, H, W, 3) arrays of any length, e.g. a reader's GoPs)
+    into ``out``; ``trajectory`` covers the whole video when the user gives poses."""
+    encoder = Encoder(config, segmenter)
     writer = BitstreamWriter(out, StreamHeader(width, height, fps, config.gop))
     report = EncodeReport(width, height)
+    lookahead = LookAhead(blocks, config.gop)
     first = 0
-    for index, frames in enumerate(gops):
-        count = len(frames)
+    while (window := lookahead.window()) is not None:
+        count = first_cut(window, config.scene_cut) if config.adaptive_gop else len(window)
+        ended_by = "scene cut" if count < len(window) else "length" if len(window) == config.gop else "end"
+        frames = window[:count]
         gop_trajectory = None
         if trajectory is not None:
             if len(trajectory) < first + count:
                 raise InputError(f"the pose file has {len(trajectory)} poses, fewer than the video's frames")
             gop_trajectory = trajectory.slice(first, first + count)
         gop_masks = masks(first, count) if masks is not None else None
+        index = len(report.gops)
         sections, gop_report = encoder.encode_gop(frames, index, gop_trajectory, gop_masks)
-        report.total_bytes += writer.write_gop(count, sections)
+        if gop_report.ended_by != "drift":
+            gop_report.ended_by = ended_by
+        done = gop_report.num_frames
+        report.total_bytes += writer.write_gop(done, sections)
         report.gops.append(gop_report)
-        report.num_frames += count
-        first += count
+        report.num_frames += done
+        first += done
+        lookahead.advance(done)
         if progress is not None:
-            progress.update(count)
+            progress.update(done)
     if report.num_frames == 0:
         raise InputError("the input has no frames")
     writer.close()
@@ -163,13 +298,14 @@ def encode_video(
     trajectory: Trajectory | None = None,
     masks: MaskProvider | None = None,
     show_progress: bool = True,
+    segmenter: Segmenter | None = None,
 ) -> EncodeReport:
     with open(out_path, "wb") as out, tqdm(
         total=source.frame_count_hint, unit="frame", desc="encode", disable=not show_progress, leave=False
     ) as bar:
         return encode_gops(
-            source.iter_gops(config.gop), out, source.width, source.height, source.fps, config,
-            trajectory, masks, bar,
+            (frame[None] for frame in source.iter_frames()), out, source.width, source.height, source.fps, config,
+            trajectory, masks, bar, segmenter,
         )
 
 
@@ -179,10 +315,9 @@ def encode_frames(
 ) -> bytes:
     """In-memory encode of an (N, H, W, 3) clip: the benchmark's and the tests' entry point."""
     out = io.BytesIO()
-    gops = (frames[i : i + config.gop] for i in range(0, len(frames), config.gop))
     provider = (lambda start, count: masks[start : start + count]) if masks is not None else None
     encode_gops(
-        gops, out, frames.shape[2], frames.shape[1], Fraction(fps).limit_denominator(1001), config,
+        [frames], out, frames.shape[2], frames.shape[1], Fraction(fps).limit_denominator(1001), config,
         trajectory, provider,
     )
     return out.getvalue()

@@ -1,0 +1,207 @@
+"""Rate control by analysis-by-synthesis: split a GoP's bytes between the masks, the geometry side
+channel and the intra picture by rendering candidate splits with the decoder's own generator.
+
+A candidate is a mask option (the mask codec at one downscale factor, or no masks at all) and a
+picture option (the background mosaic or the plain first frame, each with the geometry it needs);
+the intra picture gets every byte the side information leaves. Each candidate is coded, decoded,
+rendered on a subsample of the GoP's frames with ``WarpGenerator`` and scored against the source
+(PSNR plus a weighted MS-SSIM). The search is coarse to fine: mask options are compared on the
+first picture option, then the other picture options at the winning mask option. Candidates are
+ranked with a fast preview of the intra codec (AV1 at speed 9: 10-20x faster, about 0.2-0.4 dB
+worse at equal size); only the winner is coded at full effort. Every budget asked of one
+picture reuses the codings already made (``IntraSearch``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cpsgd.bench.metrics import ms_ssim
+from cpsgd.generators.base import GopConditions
+from cpsgd.generators.warp import WarpGenerator
+from cpsgd.geometry import GeometryCodec, SceneGeometry
+from cpsgd.intra.base import INTRA_CODECS, ImageCodec
+from cpsgd.intra.budget import DEFAULT_SCALES, IntraResult, IntraSearch
+from cpsgd.poses.trajectory import Trajectory
+
+# Container bytes per section beyond its payload (tag, length, CRC).
+SECTION_OVERHEAD_BYTES = 5
+MIN_INTRA_BYTES = 64
+PREVIEW_AV1_SPEED = 9
+# Down to 0.0005 BPP a 512x512 GoP leaves the picture ~150 bytes: coarser pictures must be possible.
+RATE_SCALES = (*DEFAULT_SCALES, 8.0, 12.0, 16.0)
+
+
+def preview_codec(name: str) -> ImageCodec:
+    """The intra codec at its fastest settings, for ranking candidates."""
+    cls = INTRA_CODECS.get(name)
+    return cls(speed=PREVIEW_AV1_SPEED) if name == "av1" else cls()  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class RateControlConfig:
+    eval_frames: int = 5  # frames rendered per candidate (the first frame included)
+    ms_ssim_weight: float = 25.0  # score = PSNR (dB) + weight * MS-SSIM: 0.04 MS-SSIM ~ 1 dB
+    max_mask_share: float = 0.45  # mask options costing more than this share of the budget are skipped
+
+
+@dataclass(frozen=True)
+class MaskOption:
+    factor: int | None  # the mask codec's downscale factor; None: no mask section
+    payload: bytes | None
+    decoded: np.ndarray | None  # what the decoder will have
+
+    @property
+    def cost(self) -> int:
+        return 0 if self.payload is None else len(self.payload) + SECTION_OVERHEAD_BYTES
+
+
+@dataclass
+class PictureOption:
+    """An intra picture and the geometry section that goes with it (None: no section)."""
+
+    name: str  # "mosaic" or "plain"
+    image: np.ndarray
+    geometry: SceneGeometry | None
+    geometry_payload: bytes | None
+    search: IntraSearch  # at full effort
+    preview: IntraSearch  # fast, for ranking
+
+    @classmethod
+    def make(
+        cls, name: str, image: np.ndarray, geometry: SceneGeometry | None, codec: GeometryCodec, intra_codec: str
+    ) -> PictureOption:
+        if geometry is not None and geometry.is_trivial():
+            geometry = None
+        payload = codec.compress(geometry) if geometry is not None else None
+        return cls(
+            name, image, geometry, payload, IntraSearch(image, intra_codec, RATE_SCALES),
+            IntraSearch(image, intra_codec, RATE_SCALES, codec=preview_codec(intra_codec)),
+        )
+
+    @property
+    def cost(self) -> int:
+        return 0 if self.geometry_payload is None else len(self.geometry_payload) + SECTION_OVERHEAD_BYTES
+
+
+@dataclass
+class Split:
+    masks: MaskOption
+    picture: PictureOption
+    intra: IntraResult
+    score: float  # higher is better
+    frame_psnr: np.ndarray  # per evaluated frame
+    eval_frames: np.ndarray  # their indices in the GoP
+
+    @property
+    def total_bytes(self) -> int:
+        return self.masks.cost + self.picture.cost + len(self.intra.payload) + SECTION_OVERHEAD_BYTES
+
+    def better_than(self, other: Split | None, budget: int) -> bool:
+        """Within the budget beats over it; then the higher score (over it: the smaller)."""
+        if other is None:
+            return True
+        fits, other_fits = self.total_bytes <= budget, other.total_bytes <= budget
+        if fits != other_fits:
+            return fits
+        return self.score > other.score if fits else self.total_bytes < other.total_bytes
+
+
+def eval_indices(num_frames: int, count: int) -> np.ndarray:
+    """Evenly spread frame indices, the first frame always included."""
+    return np.unique(np.linspace(0, num_frames - 1, max(1, min(count, num_frames))).round().astype(int))
+
+
+def frame_psnr(reference: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+    diff = reference.astype(np.float32) - decoded.astype(np.float32)
+    mse = np.maximum(np.mean(diff * diff, axis=(1, 2, 3)), 1e-10)
+    return 10.0 * np.log10(255.0**2 / mse)
+
+
+class SplitSearch:
+    """Scores candidate splits of one GoP's ``budget`` bytes (masks + geometry + intra sections)."""
+
+    def __init__(
+        self,
+        frames: np.ndarray,
+        trajectory: Trajectory | None,
+        budget: int,
+        config: RateControlConfig | None = None,
+    ) -> None:
+        self.frames = frames
+        self.trajectory = trajectory
+        self.budget = budget
+        self.config = config or RateControlConfig()
+        self.picks = eval_indices(len(frames), self.config.eval_frames)
+        self.generator = WarpGenerator()
+
+    def intra_budget(self, masks: MaskOption, picture: PictureOption) -> int:
+        return max(MIN_INTRA_BYTES, self.budget - masks.cost - picture.cost - SECTION_OVERHEAD_BYTES)
+
+    def code(self, masks: MaskOption, picture: PictureOption, preview: bool = False) -> IntraResult:
+        return (picture.preview if preview else picture.search).within(self.intra_budget(masks, picture))
+
+    def render(self, masks: MaskOption, picture: PictureOption, intra: IntraResult) -> np.ndarray:
+        """The decoder's frames at ``self.picks``: the generator sees a GoP made of those frames."""
+        n, h, w = len(self.picks), *self.frames.shape[1:3]
+        trajectory = None
+        if self.trajectory is not None:
+            trajectory = Trajectory(self.trajectory.intrinsics, self.trajectory.world_to_camera[self.picks])
+        conditions = GopConditions(
+            n, h, w, intra.decoded, trajectory,
+            None if masks.decoded is None else masks.decoded[self.picks],
+        )
+        if picture.geometry is not None:
+            conditions.side_channels["geometry"] = picture.geometry
+        return self.generator.generate(conditions)
+
+    def evaluate(self, masks: MaskOption, picture: PictureOption) -> Split:
+        return self.score(masks, picture, self.code(masks, picture, preview=True))
+
+    def score(self, masks: MaskOption, picture: PictureOption, intra: IntraResult) -> Split:
+        rendered = self.render(masks, picture, intra)
+        reference = self.frames[self.picks]
+        per_frame = frame_psnr(reference, rendered)
+        score = float(per_frame.mean()) + self.config.ms_ssim_weight * ms_ssim(reference, rendered)
+        return Split(masks, picture, intra, score, per_frame, self.picks)
+
+    def affordable(self, options: list[MaskOption]) -> list[MaskOption]:
+        """Mask options within the share of the budget that masks may take (the cheapest always)."""
+        limit = self.config.max_mask_share * self.budget
+        kept = [m for m in options if m.cost <= limit]
+        return kept or [min(options, key=lambda m: m.cost)]
+
+    def choose(self, mask_options: list[MaskOption], pictures: list[PictureOption]) -> Split:
+        """Coarse to fine: mask options on the first picture, then the other pictures."""
+        best: Split | None = None
+        for masks in self.affordable(mask_options):
+            split = self.evaluate(masks, pictures[0])
+            if split.better_than(best, self.budget):
+                best = split
+        assert best is not None
+        for picture in pictures[1:]:
+            split = self.evaluate(best.masks, picture)
+            if split.better_than(best, self.budget):
+                best = split
+        # full effort for the winner only, at the downscale factor its preview chose
+        budget = self.intra_budget(best.masks, best.picture)
+        search = best.picture.search
+        intra = search.within(budget, (best.intra.scale,))
+        if len(intra.payload) > budget:  # the full-effort coding is a little larger: go coarser
+            intra = search.within(budget, tuple(s for s in search.scales if s > best.intra.scale) or None)
+        return self.score(best.masks, best.picture, search.fill(intra, budget))
+
+
+def drift_cut(split: Split, drift_db: float, min_frames: int) -> int | None:
+    """Frame count to cut the GoP to when a rendered frame falls ``drift_db`` below the first
+    rendered frame after the intra frame (the intra frame itself renders as coded, far above any
+    predicted frame at these rates), or None when the GoP holds."""
+    if split.frame_psnr.size < 3:
+        return None
+    floor = float(split.frame_psnr[1]) - drift_db
+    for index, value in zip(split.eval_frames[2:], split.frame_psnr[2:]):
+        if value < floor and index >= min_frames:
+            return int(index)
+    return None
