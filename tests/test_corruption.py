@@ -22,7 +22,8 @@ def full_stream() -> bytes:
     """Two GoPs with text, masks, poses, geometry and intra sections (user poses and masks, so no
     estimation time)."""
     clip = make_scene(SceneConfig(traj="pan", objects=1, num_frames=8, width=96, height=96, seed=3))
-    config = EncoderConfig(gop=4, bpp=0.05, caption="a cat crosses a room while the camera pans")
+    # fixed choices (no rate control) so that the mosaic and its geometry section are always sent
+    config = EncoderConfig(gop=4, bpp=0.05, caption="a cat crosses a room while the camera pans", rate_control=False)
     return encode_frames(clip.frames, clip.fps, config, clip.trajectory, clip.masks)
 
 

@@ -60,3 +60,18 @@ def test_davis_clip_round_trip(shared_data) -> None:
     decoded = decode_bytes(encode_frames(frames, 24, EncoderConfig(bpp=0.03)))
     assert decoded.shape == (10, 128, 128, 3)
     assert psnr(decoded[0], frames[0]) > 20
+
+
+def test_synthetic_round_trip_with_every_default_stage() -> None:
+    """Default settings: estimated poses and masks, geometry, rate control, warp generator."""
+    from cpsgd.synth import SceneConfig, make_scene
+
+    clip = make_scene(SceneConfig(traj="pan", objects=1, num_frames=12, width=128, height=128, seed=4))
+    data = encode_frames(clip.frames, clip.fps, EncoderConfig(bpp=0.02))
+    gops = list(BitstreamReader.from_bytes(data).gops())
+    assert {SectionType.INTRA, SectionType.POSES} <= {s.type for s in gops[0].sections}
+    warp, hold = decode_bytes(data, "warp"), decode_bytes(data, "hold")
+    assert warp.shape == hold.shape == clip.frames.shape
+    assert psnr(warp[0], clip.frames[0]) > 20
+    later = slice(6, None)  # the camera has moved: warping must beat holding the first frame
+    assert psnr(warp[later], clip.frames[later]) > psnr(hold[later], clip.frames[later]) + 1

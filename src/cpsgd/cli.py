@@ -16,7 +16,7 @@ from cpsgd.bench import add_bench_command
 from cpsgd.cli_options import add_encoder_options, add_generator_options, encoder_config_from_args, frame_rate_from_args
 from cpsgd.errors import BitstreamError, CpsgdError, InputError
 from cpsgd.generators import GENERATORS
-from cpsgd.masks.cli import add_mask_commands
+from cpsgd.masks.cli import add_mask_commands, add_sam2_options, make_segmenter
 from cpsgd.masks.io import MaskFolder
 from cpsgd.pipeline import decode_gops, encode_video
 from cpsgd.poses import load_poses
@@ -43,6 +43,7 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
                    "(RealEstate10K, TUM, or a COLMAP text model folder; one pose per frame)")
     p.add_argument("--masks", type=Path, help="foreground masks to send instead of segmenting "
                    "(folder of PNGs, one per frame, DAVIS annotation layout)")
+    add_sam2_options(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=cmd_encode)
@@ -55,9 +56,10 @@ def cmd_encode(args: argparse.Namespace) -> None:
     source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
     trajectory = load_poses(args.poses) if args.poses else None
     masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
+    segmenter = make_segmenter(args) if config.segmenter == "sam2" and not args.masks else None
     tmp = temporary_path(args.output)
     try:
-        report = encode_video(source, tmp, config, trajectory, masks, show_progress=not args.quiet)
+        report = encode_video(source, tmp, config, trajectory, masks, not args.quiet, segmenter)
         commit_path(tmp, args.output)
     finally:
         tmp.unlink(missing_ok=True)

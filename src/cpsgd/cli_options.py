@@ -32,6 +32,19 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-codec", default="cabac", choices=MASK_CODECS.names())
     p.add_argument("--no-geometry", action="store_true", help="send no scene-geometry side channel")
     p.add_argument("--no-mosaic", action="store_true", help="send the plain first frame, not the background mosaic")
+    p.add_argument("--no-rate-control", action="store_true",
+                   help="do not render candidate splits; send the preset's first choices")
+    p.add_argument("--mask-factors", type=_factors, help="mask downscale factors the rate control may "
+                   "choose from, e.g. 8,16 (default: the preset's)")
+    p.add_argument("--geometry-grid", type=int, help="finest inverse-depth grid side (default: the preset's)")
+    p.add_argument("--fixed-gop", action="store_true", help="no scene-cut or drift detection: GoPs of --gop frames")
+
+
+def _factors(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def encoder_config_from_args(args: argparse.Namespace) -> EncoderConfig:
@@ -41,6 +54,8 @@ def encoder_config_from_args(args: argparse.Namespace) -> EncoderConfig:
         pose_estimator=None if args.pose_estimator == "none" else args.pose_estimator,
         pose_codec=args.pose_codec, segmenter=None if args.segmenter == "none" else args.segmenter,
         mask_codec=args.mask_codec, geometry=not args.no_geometry, mosaic=not args.no_mosaic,
+        rate_control=not args.no_rate_control, mask_factors=args.mask_factors,
+        geometry_grid=args.geometry_grid, adaptive_gop=not args.fixed_gop,
     ).validated()
 
 
