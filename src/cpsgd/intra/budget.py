@@ -7,7 +7,7 @@ candidate the way the decoder will see it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -21,13 +21,23 @@ DEFAULT_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 FILL_STEPS = (1.015, 1.03, 1.045, 1.06, 1.08)  # picture growth tried by ``IntraSearch.fill``
 
 
-@dataclass(frozen=True)
+@dataclass
 class IntraResult:
-    payload: bytes      # the intra section's payload
-    decoded: np.ndarray  # what the decoder will reconstruct (full size)
+    payload: bytes  # the intra section's payload
+    codec_code: int
     quality: int
     scale: float
     psnr: float
+    _decoded: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def decoded(self) -> np.ndarray:
+        """What the decoder will reconstruct (full size). Decoded again on first use rather than
+        kept from the search: a search tries hundreds of candidates, and a full-size picture for
+        each of them would cost hundreds of MB at 720p."""
+        if self._decoded is None:
+            self._decoded = decode_intra(self.payload, self.codec_code)
+        return self._decoded
 
 
 def resample(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -88,7 +98,8 @@ class IntraSearch:
                 self._small[scale] = resample(self.image, max(8, round(width / scale)), max(8, round(height / scale)))
             coded = self.codec.encode(self._small[scale], quality)
             decoded = resample(self.codec.decode(coded), width, height)
-            self._coded[key] = IntraResult(_payload(width, height, coded), decoded, quality, scale, psnr(self.image, decoded))
+            payload = _payload(width, height, coded)
+            self._coded[key] = IntraResult(payload, self.codec.code, quality, scale, psnr(self.image, decoded))
         return self._coded[key]
 
     def _best_quality_within(self, scale: float, budget_bytes: int) -> tuple[IntraResult | None, IntraResult]:
