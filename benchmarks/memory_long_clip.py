@@ -3,12 +3,16 @@
 Writes 1280x720 H.264 clips of increasing length (a photograph panning), then runs the CLI on each
 in a fresh process and reads the child's peak resident memory.
 
-    python benchmarks/memory_long_clip.py [--frames 100,300] [--workdir /tmp/cpsgd-mem]
+    python benchmarks/memory_long_clip.py [--frames 100,300] [--workdir /tmp/cpsgd-mem] [--encode-args "..."]
+
+``--encode-args`` passes options to `cpsgd encode` (e.g. "--pose-estimator none --segmenter none
+--intra-quality 20" to measure the streaming itself on very long clips in little time).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 import time
@@ -45,15 +49,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", default="100,300")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/cpsgd-mem"))
+    parser.add_argument("--encode-args", default="", help="extra options for cpsgd encode")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     cpsgd = [sys.executable, "-m", "cpsgd.cli"]
+    print(f"cpsgd encode options: {args.encode_args or '(defaults)'}")
     print(f"{'frames':>7}{'encode MB':>11}{'encode s':>10}{'decode MB':>11}{'decode s':>10}")
     for count in (int(n) for n in args.frames.split(",")):
         clip = args.workdir / f"clip{count}.mp4"
         stream = args.workdir / f"clip{count}.cpsgd"
         make_clip(clip, count)
-        enc_mb, enc_s = peak_rss_mb([*cpsgd, "encode", str(clip), "-o", str(stream), "--force", "-q"])
+        encode = [*cpsgd, "encode", str(clip), "-o", str(stream), "--force", "-q", *shlex.split(args.encode_args)]
+        enc_mb, enc_s = peak_rss_mb(encode)
         dec_mb, dec_s = peak_rss_mb([*cpsgd, "decode", str(stream), "-o", str(args.workdir / f"out{count}.mp4"), "--force", "-q"])
         print(f"{count:>7}{enc_mb:>11.0f}{enc_s:>10.1f}{dec_mb:>11.0f}{dec_s:>10.1f}")
 
