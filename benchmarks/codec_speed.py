@@ -1,6 +1,6 @@
 """Encode and decode time of one 25-frame 512x512 GoP (synthetic pan scene, default settings).
 
-    python benchmarks/codec_speed.py [--repeats 3] [--generator hold]
+    python benchmarks/codec_speed.py [--repeats 3] [--generator warp]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from cpsgd.synth import SceneConfig, make_scene
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--generator", default="hold")
+    parser.add_argument("--generator", default="warp")
     parser.add_argument("--bpp", type=float, default=0.003)
     args = parser.parse_args()
     clip = make_scene(SceneConfig(traj="pan", objects=1, num_frames=25, width=512, height=512))
