@@ -30,9 +30,6 @@ class ByteWriter:
     def f16(self, value: float) -> None:
         self._parts.append(np.float16(value).tobytes())
 
-    def f32(self, value: float) -> None:
-        self._parts.append(struct.pack("<f", value))
-
     def varint(self, value: int) -> None:
         """Unsigned LEB128: small numbers (lengths, counts) take one byte."""
         if value < 0:
@@ -86,9 +83,6 @@ class ByteReader:
 
     def f16(self) -> float:
         return self._finite(float(np.frombuffer(self._take(2), dtype="<f2")[0]))
-
-    def f32(self) -> float:
-        return self._finite(struct.unpack("<f", self._take(4))[0])
 
     def varint(self, limit: int = 2**32) -> int:
         value = shift = 0

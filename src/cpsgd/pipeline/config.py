@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cpsgd.errors import InputError
 
@@ -100,6 +100,3 @@ class EncoderConfig:
         if self.min_gop < 1:
             raise InputError("the minimum GoP length must be at least 1")
         return self
-
-    def with_(self, **changes: object) -> EncoderConfig:
-        return replace(self, **changes)
