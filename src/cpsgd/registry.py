@@ -52,3 +52,6 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
