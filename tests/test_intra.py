@@ -9,7 +9,7 @@ import skimage.data
 
 from cpsgd.errors import BitstreamError
 from cpsgd.intra import INTRA_CODECS, decode_intra, encode_intra
-from cpsgd.intra.budget import psnr
+from cpsgd.quality import psnr
 
 
 @pytest.fixture(scope="module")

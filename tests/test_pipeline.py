@@ -9,7 +9,7 @@ import pytest
 
 from cpsgd.bitstream.container import BitstreamReader, SectionType
 from cpsgd.bitstream.info import inspect_stream
-from cpsgd.intra.budget import psnr
+from cpsgd.quality import psnr
 from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
 from cpsgd.video import open_video
 

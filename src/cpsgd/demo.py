@@ -11,7 +11,7 @@ import numpy as np
 from cpsgd.bitstream.container import BitstreamReader
 from cpsgd.bitstream.info import format_table, inspect_stream
 from cpsgd.errors import InputError
-from cpsgd.intra.budget import psnr
+from cpsgd.quality import psnr
 from cpsgd.pipeline import EncoderConfig, decode_gops, encode_video, make_generator
 from cpsgd.synth import SceneConfig, make_scene, write_clip
 from cpsgd.video import open_video, open_writer

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 from scipy.special import gamma as gamma_fn
 
-PSNR_CAP = 100.0
+from cpsgd.quality import PSNR_CAP, psnr  # noqa: F401  (PSNR is one of the bench's metrics)
+
 _MSSSIM_WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
 # Higher is better for each metric except these.
 LOWER_IS_BETTER = {"niqe", "rot_err_deg", "lpips", "fvd"}
@@ -28,14 +29,6 @@ def luma(frames: np.ndarray) -> np.ndarray:
     """BT.601 studio-range luma (16-235) of RGB uint8 frames, as float32; what VMAF is trained on."""
     rgb = frames.astype(np.float32)
     return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
-
-
-def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
-    diff = reference.astype(np.float64) - decoded.astype(np.float64)
-    mse = np.mean(diff**2, axis=tuple(range(1, diff.ndim)))
-    with np.errstate(divide="ignore"):
-        per_frame = 10.0 * np.log10(255.0**2 / mse)
-    return float(np.mean(np.minimum(per_frame, PSNR_CAP)))
 
 
 def _ssim_maps(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

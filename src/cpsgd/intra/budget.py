@@ -16,6 +16,7 @@ from cpsgd.bitstream.bytes import ByteReader, ByteWriter
 from cpsgd.bitstream.container import MAX_DIMENSION
 from cpsgd.errors import BitstreamError
 from cpsgd.intra.base import INTRA_CODECS, ImageCodec
+from cpsgd.quality import psnr
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 FILL_STEPS = (1.015, 1.03, 1.045, 1.06, 1.08)  # picture growth tried by ``IntraSearch.fill``
@@ -45,11 +46,6 @@ def resample(image: np.ndarray, width: int, height: int) -> np.ndarray:
         return image
     shrinking = width < image.shape[1]
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def _payload(width: int, height: int, coded: bytes) -> bytes:

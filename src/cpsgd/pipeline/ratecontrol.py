@@ -25,6 +25,7 @@ from cpsgd.geometry import GeometryCodec, SceneGeometry
 from cpsgd.intra.base import INTRA_CODECS, ImageCodec
 from cpsgd.intra.budget import DEFAULT_SCALES, IntraResult, IntraSearch
 from cpsgd.poses.trajectory import Trajectory
+from cpsgd.quality import frame_psnr
 
 # Container bytes per section beyond its payload (tag, length, CRC).
 SECTION_OVERHEAD_BYTES = 5
@@ -112,12 +113,6 @@ class Split:
 def eval_indices(num_frames: int, count: int) -> np.ndarray:
     """Evenly spread frame indices, the first frame always included."""
     return np.unique(np.linspace(0, num_frames - 1, max(1, min(count, num_frames))).round().astype(int))
-
-
-def frame_psnr(reference: np.ndarray, decoded: np.ndarray) -> np.ndarray:
-    diff = reference.astype(np.float32) - decoded.astype(np.float32)
-    mse = np.maximum(np.mean(diff * diff, axis=(1, 2, 3)), 1e-10)
-    return 10.0 * np.log10(255.0**2 / mse)
 
 
 class SplitSearch:
