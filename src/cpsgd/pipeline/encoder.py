@@ -88,6 +88,11 @@ class EncodeReport:
         return 8 * self.total_bytes / max(1, self.width * self.height * self.num_frames)
 
 
+def coded_bytes(sections: list[Section]) -> int:
+    """What the sections take in the file, lengths and CRCs included."""
+    return sum(len(s.payload) + SECTION_OVERHEAD_BYTES for s in sections)
+
+
 class Encoder:
     """``segmenter``: an already built segmenter (one that needs options, such as SAM2 with its
     checkpoint); otherwise ``config.segmenter`` names one that builds without options."""
@@ -147,9 +152,8 @@ class Encoder:
                     None if masks is None else masks[:cut], user_masks,
                 )
                 report.ended_by = "drift"
-        spent = sum(len(s.payload) + SECTION_OVERHEAD_BYTES for s in sections)
-        budget = self.gop_budget(report.num_frames, *frames.shape[2:0:-1], index)
-        self.carry += budget - spent
+        height, width = frames.shape[1:3]
+        self.carry += self.gop_budget(report.num_frames, width, height, index) - coded_bytes(sections)
         return sections, report
 
     def _mask_options(self, masks: np.ndarray | None, user_masks: bool, num_frames: int) -> list[MaskOption]:
@@ -216,9 +220,7 @@ class Encoder:
             payload = self.pose_codec.compress(trajectory.relative_to_first())
             sections.append(Section(SectionType.POSES, self.pose_codec.code, payload))
             decoded_trajectory = self.pose_codec.decompress(payload, num_frames)
-        spent = sum(len(s.payload) + SECTION_OVERHEAD_BYTES for s in sections)
-
-        search = SplitSearch(frames, decoded_trajectory, budget - spent)
+        search = SplitSearch(frames, decoded_trajectory, budget - coded_bytes(sections))
         mask_options = self._mask_options(masks, user_masks, num_frames)
         pictures = self._pictures(frames, decoded_trajectory, masks)
         split: Split | None = None  # set when the split was rendered and scored
