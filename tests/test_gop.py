@@ -70,7 +70,9 @@ def test_drift_cut_rule() -> None:
     frames = [0, 6, 12, 18, 24]
     assert drift_cut(_split([30, 22, 21, 20, 19], frames), 6.0, 6) is None  # gentle decay holds
     assert drift_cut(_split([30, 22, 21, 15, 14], frames), 6.0, 6) == 18  # falls 7 dB by frame 18
-    assert drift_cut(_split([30, 22, 15, 14, 14], frames), 6.0, 13) == 18  # min GoP length respected
+    assert drift_cut(_split([30, 22, 21, 15, 14], frames), 6.0, 10) == 15  # both parts keep 10 frames
+    assert drift_cut(_split([30, 22, 15, 14, 14], frames), 6.0, 13) is None  # 13 + 13 > 25
+    assert drift_cut(_split([30, 22, 21, 20, 14], frames), 6.0, 6) == 19  # late drift: a 6-frame tail
 
 
 def test_drift_ends_a_gop_early() -> None:
@@ -83,3 +85,19 @@ def test_drift_ends_a_gop_early() -> None:
     assert sum(g.num_frames for g in drifting.gops) == 20
     _, fixed = _encode(fade, EncoderConfig(bpp=0.2, gop=20, drift_db=50.0, **FAST))
     assert [g.num_frames for g in fixed.gops] == [20]
+
+
+def test_drift_that_a_new_intra_cannot_fix_keeps_the_gop_whole(monkeypatch) -> None:
+    # every frame is the same picture under fresh noise: some frame always renders a little worse
+    # than frame 1, which proposes a cut, but two GoPs would only halve each intra frame's bytes
+    from cpsgd.pipeline.encoder import Encoder
+
+    gains: list[float] = []
+    measure = Encoder._cut_gain
+    monkeypatch.setattr(Encoder, "_cut_gain", lambda self, *a: gains.append(measure(self, *a)) or gains[-1])
+    rng = np.random.default_rng(0)
+    base = _scene("pan", 1, 1)[0].astype(np.int16)
+    noisy = np.stack([np.clip(base + rng.integers(-4, 5, base.shape), 0, 255) for _ in range(16)]).astype(np.uint8)
+    _, report = _encode(noisy, EncoderConfig(bpp=0.05, gop=16, drift_db=0.01, min_gop=4, **FAST))
+    assert len(gains) == 1 and gains[0] <= 0  # the cut was proposed, tried and found worse
+    assert [g.num_frames for g in report.gops] == [16] and report.gops[0].ended_by == "length"

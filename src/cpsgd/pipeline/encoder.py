@@ -47,6 +47,7 @@ from cpsgd.pipeline.ratecontrol import (
     PictureOption,
     Split,
     SplitSearch,
+    cut_gain,
     drift_cut,
 )
 from cpsgd.pipeline.scenecut import LookAhead, first_cut
@@ -144,17 +145,28 @@ class Encoder:
         if trajectory is None and self.pose_estimator is not None:
             trajectory = self.pose_estimator.estimate(frames, masks)
         sections, report, split = self._code(frames, index, trajectory, masks, user_masks)
-        if config.adaptive_gop and split is not None:
-            cut = drift_cut(split, config.drift_db, config.min_gop)
-            if cut is not None:
-                sections, report, _ = self._code(
-                    frames[:cut], index, None if trajectory is None else trajectory.slice(0, cut),
-                    None if masks is None else masks[:cut], user_masks,
+        cut = drift_cut(split, config.drift_db, config.min_gop) if config.adaptive_gop and split else None
+        if cut is not None:
+            # Analysis by synthesis: the drift only proposes the cut; it is kept when the frames
+            # render better as two GoPs (each with its share of the bytes) than as one.
+            def part(start: int, stop: int, part_index: int) -> tuple[list[Section], GopReport, Split | None]:
+                return self._code(
+                    frames[start:stop], part_index, None if trajectory is None else trajectory.slice(start, stop),
+                    None if masks is None else masks[start:stop], user_masks,
                 )
+
+            head, tail = part(0, cut, index), part(cut, len(frames), index + 1)
+            if head[2] and tail[2] and self._cut_gain(frames, split, head[2], tail[2], cut) > 0:
+                sections, report, _ = head
                 report.ended_by = "drift"
         height, width = frames.shape[1:3]
         self.carry += self.gop_budget(report.num_frames, width, height, index) - coded_bytes(sections)
         return sections, report
+
+    def _cut_gain(self, frames: np.ndarray, whole: Split, head: Split, tail: Split, cut: int) -> float:
+        """By how much cutting beats keeping the GoP whole, less the margin the cut must win by."""
+        rc = whole.search.config  # type: ignore[union-attr]
+        return cut_gain(frames, whole, head, tail, cut, rc.cut_eval_frames, rc.ms_ssim_weight) - rc.cut_min_gain
 
     def _mask_options(self, masks: np.ndarray | None, user_masks: bool, num_frames: int) -> list[MaskOption]:
         if masks is None:

@@ -46,6 +46,9 @@ class RateControlConfig:
     eval_frames: int = 5  # frames rendered per candidate (the first frame included)
     ms_ssim_weight: float = 25.0  # score = PSNR (dB) + weight * MS-SSIM: 0.04 MS-SSIM ~ 1 dB
     max_mask_share: float = 0.45  # mask options costing more than this share of the budget are skipped
+    cut_eval_frames: int = 9  # frames rendered to compare a GoP coded whole against it cut in two
+    cut_min_gain: float = 0.5  # score the cut must win by: its second part only stands in for the
+                               # next GoP, which the encoder codes afresh (and may make longer)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,12 @@ class Split:
     score: float  # higher is better
     frame_psnr: np.ndarray  # per evaluated frame
     eval_frames: np.ndarray  # their indices in the GoP
+    search: SplitSearch | None = None  # the search that made it (renders it at other frames)
+
+    def render(self, picks: np.ndarray) -> np.ndarray:
+        """The decoder's frames at GoP indices ``picks``."""
+        assert self.search is not None
+        return self.search.render(self.masks, self.picture, self.intra, picks)
 
     @property
     def total_bytes(self) -> int:
@@ -108,6 +117,11 @@ class Split:
         if fits != other_fits:
             return fits
         return self.score > other.score if fits else self.total_bytes < other.total_bytes
+
+
+def render_score(reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float) -> float:
+    """What the rate control maximises: mean PSNR (dB) plus a weighted MS-SSIM."""
+    return float(frame_psnr(reference, rendered).mean()) + ms_ssim_weight * ms_ssim(reference, rendered)
 
 
 def eval_indices(num_frames: int, count: int) -> np.ndarray:
@@ -138,15 +152,19 @@ class SplitSearch:
     def code(self, masks: MaskOption, picture: PictureOption, preview: bool = False) -> IntraResult:
         return (picture.preview if preview else picture.search).within(self.intra_budget(masks, picture))
 
-    def render(self, masks: MaskOption, picture: PictureOption, intra: IntraResult) -> np.ndarray:
-        """The decoder's frames at ``self.picks``: the generator sees a GoP made of those frames."""
-        n, h, w = len(self.picks), *self.frames.shape[1:3]
+    def render(
+        self, masks: MaskOption, picture: PictureOption, intra: IntraResult, picks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The decoder's frames at ``picks`` (default: the scoring subsample); the generator sees
+        a GoP made of those frames."""
+        picks = self.picks if picks is None else picks
+        n, h, w = len(picks), *self.frames.shape[1:3]
         trajectory = None
         if self.trajectory is not None:
-            trajectory = Trajectory(self.trajectory.intrinsics, self.trajectory.world_to_camera[self.picks])
+            trajectory = Trajectory(self.trajectory.intrinsics, self.trajectory.world_to_camera[picks])
         conditions = GopConditions(
             n, h, w, intra.decoded, trajectory,
-            None if masks.decoded is None else masks.decoded[self.picks],
+            None if masks.decoded is None else masks.decoded[picks],
         )
         if picture.geometry is not None:
             conditions.side_channels["geometry"] = picture.geometry
@@ -159,8 +177,8 @@ class SplitSearch:
         rendered = self.render(masks, picture, intra)
         reference = self.frames[self.picks]
         per_frame = frame_psnr(reference, rendered)
-        score = float(per_frame.mean()) + self.config.ms_ssim_weight * ms_ssim(reference, rendered)
-        return Split(masks, picture, intra, score, per_frame, self.picks)
+        score = render_score(reference, rendered, self.config.ms_ssim_weight)
+        return Split(masks, picture, intra, score, per_frame, self.picks, self)
 
     def affordable(self, options: list[MaskOption]) -> list[MaskOption]:
         """Mask options within the share of the budget that masks may take (the cheapest always)."""
@@ -192,11 +210,25 @@ class SplitSearch:
 def drift_cut(split: Split, drift_db: float, min_frames: int) -> int | None:
     """Frame count to cut the GoP to when a rendered frame falls ``drift_db`` below the first
     rendered frame after the intra frame (the intra frame itself renders as coded, far above any
-    predicted frame at these rates), or None when the GoP holds."""
+    predicted frame at these rates), or None when the GoP holds. Both parts keep ``min_frames``."""
     if split.frame_psnr.size < 3:
         return None
     floor = float(split.frame_psnr[1]) - drift_db
+    num_frames = int(split.eval_frames[-1]) + 1
     for index, value in zip(split.eval_frames[2:], split.frame_psnr[2:]):
         if value < floor and index >= min_frames:
-            return int(index)
+            cut = min(int(index), num_frames - min_frames)
+            return cut if cut >= min_frames else None
     return None
+
+
+def cut_gain(
+    frames: np.ndarray, whole: Split, head: Split, tail: Split, cut: int, count: int, ms_ssim_weight: float
+) -> float:
+    """How much better (in ``render_score`` units) the GoP renders as two GoPs split at ``cut``
+    (``head``, ``tail``) than as one (``whole``), on ``count`` frames spread over all of it."""
+    picks = eval_indices(len(frames), count)
+    as_one = whole.render(picks)
+    as_two = np.concatenate([head.render(picks[picks < cut]), tail.render(picks[picks >= cut] - cut)])
+    reference = frames[picks]
+    return render_score(reference, as_two, ms_ssim_weight) - render_score(reference, as_one, ms_ssim_weight)
