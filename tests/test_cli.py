@@ -103,6 +103,7 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path, stream: Path) -> Non
         ["encode", "FRAMES", "-o", "x.cpsgd", "--bpp", "100"],
         ["encode", "FRAMES", "-o", "x.cpsgd", "--gop", "0"],
         ["encode", "FRAMES", "-o", "x.cpsgd", "--size", "3"],
+        ["encode", "FRAMES", "-o", "x.cpsgd", "--drift-db", "-1"],
         ["decode", "missing.cpsgd", "-o", "out"],
         ["encode", "FRAMES", "-o", "x.cpsgd", "--no-such-option"],
     ],

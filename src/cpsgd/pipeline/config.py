@@ -55,7 +55,7 @@ class EncoderConfig:
     adaptive_gop: bool = True           # new intra frame at scene cuts and on drift
     scene_cut: float = 3.0              # a frame difference this many times the look-ahead's
                                         # median difference marks a scene cut
-    drift_db: float = 1.0               # a rendered frame this many dB below the GoP's first
+    drift_db: float = 6.0               # a rendered frame this many dB below the GoP's first
                                         # predicted frame proposes a new GoP there (kept when
                                         # the frames render better cut than whole)
     min_gop: int = 6                    # drift never cuts a GoP shorter than this
