@@ -7,22 +7,29 @@
 2. Static camera: when the dominant background motion (the inliers of a RANSAC similarity between
    frame 0 and each frame, tracked directly) stays under ``static_px``, all poses are identities.
 3. Rotation-only model (every point at infinity): one shared focal length and a rotation per frame,
-   by robust (soft L1) least squares on the reprojection errors. A pan ends here when it already
-   fits to ``rotation_only_px``.
+   by robust (soft L1) least squares on the reprojection errors, with an analytic sparse Jacobian.
+   A pan ends here when it already fits to ``rotation_only_px``.
 4. Full model: the same plus a translation per frame and an inverse depth per track (anchored in the
    frame where the track starts), so that one scale holds across the whole GoP (the median inverse
-   depth is set to 1 afterwards). Its start is the best-fitting of: the rotation model with no
-   translation, or an essential matrix (RANSAC) between frame 0 and the frame with most parallax,
-   triangulation and PnP for every frame, at several focal lengths (the prior, the focal whose
-   essential matrix fits the fundamental matrix best, the rotation model's, a ladder). Tracks that
-   still do not fit (moving things the masks missed) are dropped and the model refitted.
+   depth is set to 1 afterwards). Its start comes from a search over the focal length (a solver
+   free to move it slides into wrong basins where rotation and translation trade off): at each
+   candidate (the prior, the rotation model's, the focal whose essential matrix fits the fundamental
+   matrix best, a ladder around the prior) the better of two starts (the rotation model with no
+   translation; an essential matrix between frame 0 and the frame with most parallax left by the
+   rotation model, then PnP for every frame and every track triangulated) is fitted briefly with
+   the focal held. The best fit (a later candidate only when clearly better) and the runner-up are
+   refined by the full bundle adjustment, where tracks that fit far worse than the median track
+   (moving things the masks missed) are dropped and the model refitted, up to ``outlier_rounds``
+   times; the better result stays (the first unless clearly worse).
 5. Degenerate cases by model selection: the full model is kept only when it fits clearly better
-   than rotation alone and its translation is not negligible (pure rotation otherwise). A zoom of a
-   fixed camera comes out as a forward motion (the trajectory has one focal length per GoP).
+   than rotation alone (both fitted on the same tracks) and its translation is not negligible (pure
+   rotation otherwise). A zoom of a fixed camera comes out as a forward motion (the trajectory has
+   one focal length per GoP).
 
-The focal length is a free parameter with a weak prior (``prior_fov_deg``) that decides where the
-tracks cannot (static camera; pure forward motion, where it is unobservable). The principal point
-is the image centre.
+The focal length is a free parameter within ``fov_range_deg`` (beyond it only degenerate fits
+exist: a forward motion is explained by a rotation at a vanishing focal length), with a weak prior
+(``prior_fov_deg``) that decides where the tracks cannot (static camera; pure forward motion, where
+it is unobservable). The principal point is the image centre.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.sparse import lil_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
@@ -52,11 +59,17 @@ class FlowConfig:
     static_px: float = 1.5  # background moving less than this (input pixels) over the GoP: static
     ransac_px: float = 1.0
     prior_fov_deg: float = 60.0  # horizontal field of view assumed when the tracks cannot tell
-    prior_weight: float = 10.0  # pixels of residual per unit of log focal away from the prior
+    fov_range_deg: tuple[float, float] = (20.0, 120.0)  # the focal search stays within these fields of view
+    prior_weight: float = 3.0  # pixels of residual per unit of log focal away from the prior
     loss_scale_px: float = 1.0  # robust (soft L1) loss threshold
-    outlier_px: float = 2.0  # tracks whose median residual is above this are refitted without
-    full_model_gain: float = 0.8  # the full model must bring the residual under this x rotation-only's
-    start_gain: float = 0.7  # a later start candidate must fit the tracks this much better
+    outlier_px: float = 1.0  # tracks whose median residual is above this and above
+    outlier_ratio: float = 5.0  # this x the median track's are refitted without
+    outlier_rounds: int = 3  # at most this many refits without outliers
+    full_model_gain: float = 0.5  # the full model must bring the residual under this x rotation-only's
+    focal_ladder: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)  # focal candidates: the prior x 2 ** these
+    focal_search_nfev: int = 10  # solver steps per focal candidate
+    start_gain: float = 0.8  # a later focal candidate must fit the tracks this much better
+    refined_starts: int = 2  # the search's winner and the next best fits are refined; the best stays
     min_translation: float = 0.002  # relative to the median scene depth; less is a pure rotation
     rotation_only_px: float = 0.1  # rotation alone explains the tracks this well: a pan, no translation
 
@@ -146,6 +159,8 @@ class _Model:
         self.log_f0 = np.log(0.5 / np.tan(np.radians(config.prior_fov_deg) / 2))
         self.num_tracks = len(tracks.anchor_frame)
         self.anchor = tracks.anchor_frame[tracks.track]
+        self.centre = np.array([self.width / 2, self.height / 2])
+        self._jacobian_layout = self._layout()
 
     def pack(self, focal_norm: float, rot: np.ndarray, trans: np.ndarray, rho: np.ndarray) -> np.ndarray:
         parts = [[np.log(focal_norm)], rot[1:].ravel()]
@@ -162,69 +177,122 @@ class _Model:
         trans = np.vstack([np.zeros(3), p[1 + 3 * m : 1 + 6 * m].reshape(m, 3)])
         return focal, rot, trans, p[1 + 6 * m :]
 
-    def residuals(self, p: np.ndarray) -> np.ndarray:
+    def _points(self, p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per observation: (focal, rho, rotation matrices and translations of all frames,
+        v = b - rho t_a, world = R_a^T v, point = R_k world + rho t_k), b being the anchor's ray:
+        the world point (first camera's frame) and the point in camera k, both times rho."""
         focal, rot, trans, rho = self.unpack(p)
         t = self.tracks
         rmat = Rotation.from_rotvec(rot).as_matrix()
-        centre = np.array([self.width / 2, self.height / 2])
         rho_obs = rho[t.track][:, None]
-        bearing = np.column_stack([(t.anchor_xy[t.track] - centre) / focal, np.ones(len(t.track))])
-        # World point (first camera's frame) times rho: R_a^T (b - rho t_a); then into camera k.
+        bearing = np.column_stack([(t.anchor_xy[t.track] - self.centre) / focal, np.ones(len(t.track))])
         v = bearing - rho_obs * trans[self.anchor]
         world = (rmat[self.anchor] * v[:, :, None]).sum(axis=1)
         point = (rmat[t.frame] * world[:, None, :]).sum(axis=2) + rho_obs * trans[t.frame]
+        return focal, rho_obs, rmat, trans, v, world, point
+
+    def residuals(self, p: np.ndarray) -> np.ndarray:
+        focal, *_, point = self._points(p)
         z = np.maximum(point[:, 2], 1e-3)
-        projected = focal * point[:, :2] / z[:, None] + centre
+        projected = focal * point[:, :2] / z[:, None] + self.centre
         prior = self.config.prior_weight * (p[0] - self.log_f0)
-        return np.concatenate([(projected - t.xy).ravel(), [prior]])
+        return np.concatenate([(projected - self.tracks.xy).ravel(), [prior]])
 
-    def sparsity(self) -> lil_matrix:
-        t, m = self.tracks, self.n - 1
-        size = 1 + (6 * m + self.num_tracks if self.full else 3 * m)
-        rows = 2 * len(t.frame) + 1
-        jac = lil_matrix((rows, size), dtype=np.int8)
-        jac[:, 0] = 1
-        obs = np.arange(len(t.frame))
-        for frames in (t.frame, self.anchor):
-            moving = frames > 0
-            for c in range(3):
-                for r in (0, 1):
-                    jac[2 * obs[moving] + r, 1 + 3 * (frames[moving] - 1) + c] = 1
-                    if self.full:
-                        jac[2 * obs[moving] + r, 1 + 3 * m + 3 * (frames[moving] - 1) + c] = 1
+    def _layout(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+        """Sparsity of the Jacobian: for each block of ``jacobian`` the observations that have it,
+        and the CSR structure with the order that takes the blocks' values into it."""
+        t, m, obs = self.tracks, self.n - 1, len(self.tracks.frame)
+        every = np.arange(obs)
+        blocks = [(np.zeros(obs, int), 1, every), (1 + 3 * (t.frame - 1), 3, np.flatnonzero(t.frame > 0)),
+                  (1 + 3 * (self.anchor - 1), 3, np.flatnonzero(self.anchor > 0))]
         if self.full:
-            for r in (0, 1):
-                jac[2 * obs + r, 1 + 6 * m + t.track] = 1
-        return jac
+            blocks += [(1 + 3 * m + 3 * (t.frame - 1), 3, np.flatnonzero(t.frame > 0)),
+                       (1 + 3 * m + 3 * (self.anchor - 1), 3, np.flatnonzero(self.anchor > 0)),
+                       (1 + 6 * m + t.track, 1, every)]
+        shape = (2 * obs + 1, 1 + (6 * m + self.num_tracks if self.full else 3 * m))
+        rows, cols = [np.array([shape[0] - 1])], [np.zeros(1, int)]  # the prior's row
+        for first, width, index in blocks:
+            rows.append(np.repeat(2 * index[:, None] + np.arange(2), width, axis=1).ravel())
+            cols.append(np.tile(first[index][:, None] + np.arange(width), 2).ravel())
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        structure = coo_matrix((np.arange(1, len(rows) + 1), (rows, cols)), shape=shape).tocsr()
+        return [index for _, _, index in blocks], structure.data - 1, structure.indices, structure.indptr, shape
 
-    def solve(self, p0: np.ndarray, max_nfev: int) -> tuple[np.ndarray, float]:
-        """Robust least squares from p0; returns the parameters and the median residual (pixels)."""
+    def jacobian(self, p: np.ndarray) -> csr_matrix:
+        """Analytic sparse Jacobian of ``residuals`` (finite differences would need a residual
+        evaluation per frame parameter)."""
+        focal, rho_obs, rmat, trans, v, world, point = self._points(p)
+        t, m, obs = self.tracks, self.n - 1, len(self.tracks.frame)
+        rot = p[1 : 1 + 3 * m].reshape(m, 3)
+        right = np.concatenate([np.eye(3)[None], _right_jacobian(rot)])
+        right_inverse = np.concatenate([np.eye(3)[None], _right_jacobian(-rot)])  # R_a^T = R(-r_a)
+        z = np.maximum(point[:, 2], 1e-3)
+        d_point = np.zeros((obs, 2, 3))  # d(projection) / d(point)
+        d_point[:, 0, 0] = d_point[:, 1, 1] = focal / z
+        d_point[:, :, 2] = -focal * point[:, :2] / z[:, None] ** 2
+        r_k = rmat[t.frame]
+        relative = r_k @ np.swapaxes(rmat[self.anchor], 1, 2)  # R_k R_a^T
+        d_bearing = np.zeros((obs, 3, 1))  # d(b) / d(log focal)
+        d_bearing[:, :2, 0] = -(t.anchor_xy[t.track] - self.centre) / focal
+        # (M, 2, width) derivatives by the parameters of ``_layout``'s blocks, in its order.
+        blocks = [
+            focal * point[:, :2, None] / z[:, None, None] + d_point @ relative @ d_bearing,  # log focal
+            -d_point @ r_k @ _skew(world) @ right[t.frame],  # rotation of frame k
+            d_point @ relative @ _skew(v) @ right_inverse[self.anchor],  # rotation of the anchor frame
+        ]
+        if self.full:
+            blocks += [
+                d_point * rho_obs[:, :, None],  # translation of frame k
+                -d_point @ relative * rho_obs[:, :, None],  # translation of the anchor frame
+                d_point @ (trans[t.frame, :, None] - relative @ trans[self.anchor, :, None]),  # rho
+            ]
+        indices, order, columns, pointers, shape = self._jacobian_layout
+        values = np.concatenate([[self.config.prior_weight]] + [b[i].ravel() for b, i in zip(blocks, indices)])
+        return csr_matrix((values[order], columns, pointers), shape=shape)
+
+    def solve(self, p0: np.ndarray, max_nfev: int, log_focal_range: tuple[float, float] | None = None) -> np.ndarray:
+        """Robust least squares from p0. The log normalised focal length stays within
+        ``log_focal_range`` (default: the configured fields of view)."""
+        lower = np.full(len(p0), -np.inf)
+        upper = np.full(len(p0), np.inf)
+        lower[0], upper[0] = log_focal_range or _log_focal_bounds(self.config)
+        p0 = p0.copy()
+        p0[0] = np.clip(p0[0], lower[0] + 1e-7, upper[0] - 1e-7)
         # The solver's many small BLAS calls only lose time to thread hand-offs (badly so on a busy
         # machine): one thread.
         with threadpool_limits(1):
             fit = least_squares(
-                self.residuals, p0, jac_sparsity=self.sparsity(), loss="soft_l1",
+                self.residuals, p0, jac=self.jacobian, bounds=(lower, upper), loss="soft_l1",
                 f_scale=self.config.loss_scale_px, x_scale="jac", max_nfev=max_nfev, method="trf",
             )
-        return fit.x, float(np.median(self.track_errors(fit.x)))
+        return fit.x
+
+    def observation_errors(self, p: np.ndarray) -> np.ndarray:
+        """(M,) reprojection error of every observation (pixels)."""
+        return np.linalg.norm(self.residuals(p)[:-1].reshape(-1, 2), axis=1)
 
     def track_errors(self, p: np.ndarray) -> np.ndarray:
         """Median reprojection error of each track (0 for tracks seen only where they start)."""
-        err = np.linalg.norm(self.residuals(p)[:-1].reshape(-1, 2), axis=1)
-        order = np.argsort(self.tracks.track, kind="stable")
-        starts = np.searchsorted(self.tracks.track[order], np.arange(self.num_tracks))
-        out = np.zeros(self.num_tracks)
-        for j, (a, b) in enumerate(zip(starts, np.append(starts[1:], len(order)))):
-            if b > a:
-                out[j] = np.median(err[order[a:b]])
-        return out
+        err = self.observation_errors(p)
+        ordered = err[np.lexsort((err, self.tracks.track))]  # by track, then by error
+        counts = np.bincount(self.tracks.track, minlength=self.num_tracks)
+        starts = np.cumsum(counts) - counts
+        # The two middle errors of each track (clipped: unseen tracks index past their end).
+        upper = ordered[np.minimum(starts + counts // 2, len(ordered) - 1)]
+        lower = ordered[np.maximum(starts + (counts - 1) // 2, 0)]
+        return np.where(counts > 0, (upper + lower) / 2, 0.0)
 
     def without_outliers(self, p: np.ndarray) -> tuple[_Model, np.ndarray] | None:
-        """The same model and parameters without the tracks that do not fit (independently moving
-        objects the masks missed); None when every track fits."""
-        keep = self.track_errors(p) <= self.config.outlier_px
+        """The same model and parameters without the tracks that fit far worse than the median track
+        (independently moving objects the masks missed); None when every track fits."""
+        errors = self.track_errors(p)
+        keep = errors <= max(self.config.outlier_px, self.config.outlier_ratio * np.median(errors))
         if keep.all() or keep.sum() < 8:
             return None
+        return self.subset(keep, p)
+
+    def subset(self, keep: np.ndarray, p: np.ndarray) -> tuple[_Model, np.ndarray]:
+        """The same model and parameters on the tracks where ``keep`` is true."""
         t = self.tracks
         new_index = np.cumsum(keep) - 1
         rows = keep[t.track]
@@ -232,6 +300,32 @@ class _Model:
         model = _Model(tracks, self.n, (self.width, self.height), self.config, self.full)
         focal, rot, trans, rho = self.unpack(p)
         return model, model.pack(focal / self.width, rot, trans, rho[keep] if self.full else None)
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(..., 3) vectors -> (..., 3, 3) cross-product matrices."""
+    out = np.zeros(v.shape + (3,))
+    out[..., 0, 1], out[..., 0, 2], out[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    out[..., 1, 0], out[..., 2, 0], out[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    return out
+
+
+def _right_jacobian(rotvec: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) right Jacobians of SO(3): R(r + dr) = R(r) exp([J_r(r) dr]_x) to first order."""
+    theta = np.linalg.norm(rotvec, axis=1)[:, None, None]
+    small = theta < 1e-4
+    safe = np.where(small, 1.0, theta)
+    a = np.where(small, 0.5 - theta**2 / 24, (1 - np.cos(safe)) / safe**2)
+    b = np.where(small, 1 / 6 - theta**2 / 120, (safe - np.sin(safe)) / safe**3)
+    k = _skew(rotvec)
+    return np.eye(3) - a * k + b * (k @ k)
+
+
+def _log_focal_bounds(config: FlowConfig) -> tuple[float, float]:
+    """Range of the log normalised focal length: beyond it the search only finds degenerate fits
+    (a pure forward motion is explained by a rotation at a vanishing focal length)."""
+    widest, narrowest = np.radians(max(config.fov_range_deg)), np.radians(min(config.fov_range_deg))
+    return float(np.log(0.5 / np.tan(widest / 2))), float(np.log(0.5 / np.tan(narrowest / 2)))
 
 
 def _positions(tracks: _Tracks, num_frames: int) -> np.ndarray:
@@ -242,17 +336,41 @@ def _positions(tracks: _Tracks, num_frames: int) -> np.ndarray:
     return pos
 
 
-def _reference_frame(pos: np.ndarray, min_shared: int = 30) -> int:
-    """The frame seen with the most parallax from frame 0 among those sharing enough tracks with it."""
-    best, best_motion = 1, -1.0
+def _reference_frame(pos: np.ndarray, parallax: np.ndarray, min_shared: int = 30) -> int:
+    """The frame with the most parallax (``parallax``: (tracks, frames) residual of the rotation-only
+    model, NaN where unseen) from frame 0 among those sharing enough tracks with it."""
+    best, best_parallax = 1, -1.0
     for k in range(1, pos.shape[1]):
-        shared = ~np.isnan(pos[:, 0, 0]) & ~np.isnan(pos[:, k, 0])
+        shared = ~np.isnan(pos[:, 0, 0]) & ~np.isnan(parallax[:, k])
         if shared.sum() < min_shared and k > 1:
             break
-        motion = float(np.median(np.linalg.norm(pos[shared, k] - pos[shared, 0], axis=1))) if shared.any() else 0.0
-        if motion > best_motion:
-            best, best_motion = k, motion
+        value = float(np.median(parallax[shared, k])) if shared.any() else 0.0
+        if value > best_parallax:
+            best, best_parallax = k, value
     return best
+
+
+def _inverse_depths(tracks: _Tracks, focal: float, rot: np.ndarray, trans: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Least-squares inverse depth of every track (along its anchor's ray) given the poses.
+
+    A point b / rho in its anchor camera is seen in frame k at x ~ u + rho v (u = R_k R_a^T b,
+    v = t_k - R_k R_a^T t_a): each image coordinate gives one equation linear in rho."""
+    centre = np.array([size[0] / 2, size[1] / 2])
+    anchor = tracks.anchor_frame[tracks.track]
+    rmat = Rotation.from_rotvec(rot).as_matrix()
+    relative = rmat[tracks.frame] @ np.swapaxes(rmat[anchor], 1, 2)
+    bearing = np.column_stack([(tracks.anchor_xy[tracks.track] - centre) / focal, np.ones(len(tracks.track))])
+    u = (relative @ bearing[:, :, None])[:, :, 0]
+    v = trans[tracks.frame] - (relative @ trans[anchor][:, :, None])[:, :, 0]
+    seen = (tracks.xy - centre) / focal
+    a = seen * v[:, 2:] - v[:, :2]
+    c = u[:, :2] - seen * u[:, 2:]
+    num = np.bincount(tracks.track, (a * c).sum(axis=1), len(tracks.anchor_frame))
+    den = np.bincount(tracks.track, (a * a).sum(axis=1), len(tracks.anchor_frame))
+    rho = np.divide(num, den, out=np.full(len(den), np.nan), where=den > 1e-12)
+    valid = np.isfinite(rho) & (rho > 0)
+    fallback = float(np.median(rho[valid])) if valid.any() else 1.0
+    return np.where(valid, rho, fallback)
 
 
 def _focal_from_fundamental(f_mat: np.ndarray, size: tuple[int, int], candidates: np.ndarray, log_f0: float) -> float:
@@ -271,7 +389,8 @@ def _two_view_start(
     pos: np.ndarray, tracks: _Tracks, reference: int, focal: float, size: tuple[int, int], config: FlowConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Rotations, translations and inverse depths from an essential matrix between frame 0 and the
-    reference frame, triangulation, and PnP for every other frame. None when that fails."""
+    reference frame, triangulation, PnP for every other frame, then every track triangulated from
+    all its observations. None when that fails."""
     n = pos.shape[1]
     k_mat = np.array([[focal, 0, size[0] / 2], [0, focal, size[1] / 2], [0, 0, 1]])
     shared = ~np.isnan(pos[:, 0, 0]) & ~np.isnan(pos[:, reference, 0])
@@ -306,10 +425,7 @@ def _two_view_start(
                 rot[k], trans[k] = rvec.ravel(), tvec.ravel()
                 continue
         rot[k], trans[k] = rot[k - 1], trans[k - 1]  # lost: hold the previous pose
-    rho = np.full(len(tracks.anchor_frame), 1.0 / np.median(points[:, 2]))
-    anchored0 = tracks.anchor_frame[ids] == 0
-    rho[ids[anchored0]] = 1.0 / points[anchored0, 2]
-    return rot, trans, rho
+    return rot, trans, _inverse_depths(tracks, focal, rot, trans, size)
 
 
 @POSE_ESTIMATORS.register("flow")
@@ -349,45 +465,26 @@ class FlowPoseEstimator(PoseEstimator):
         config = self.config
         f0 = 0.5 / np.tan(np.radians(config.prior_fov_deg) / 2)
         rotation_model = _Model(tracks, n, size, config, full=False)
-        p_rot, err_rot = rotation_model.solve(rotation_model.pack(f0, np.zeros((n, 3)), None, None), 30)
+        p_rot = rotation_model.solve(rotation_model.pack(f0, np.zeros((n, 3)), None, None), 30)
+        err_rot = float(np.median(rotation_model.track_errors(p_rot)))
         focal, rot, trans, _ = rotation_model.unpack(p_rot)
         if err_rot <= config.rotation_only_px:
             return focal / size[0], rot, trans
 
-        # Translation. Candidate starts: the rotations with every point at depth 1 and no
-        # translation (good for small translations, where the essential matrix is ill-posed), and
-        # two-view geometry at several focal lengths: the prior, the one whose essential matrix
-        # fits the fundamental matrix best, the rotation model's, and a ladder around the prior. The start whose
-        # tracks fit best goes on to the bundle adjustment (focal search before the local solver).
         full_model = _Model(tracks, n, size, config, full=True)
-        p_start = full_model.pack(focal / size[0], rot, trans, np.ones(full_model.num_tracks))
-        best_error = np.median(full_model.track_errors(p_start))
-        pos = _positions(tracks, n)
-        reference = _reference_frame(pos)
-        candidates = [f0]
-        shared = ~np.isnan(pos[:, 0, 0]) & ~np.isnan(pos[:, reference, 0])
-        if shared.sum() >= 12:
-            f_mat, _ = cv2.findFundamentalMat(pos[shared, 0], pos[shared, reference], cv2.FM_RANSAC, config.ransac_px, 0.999)
-            if f_mat is not None and f_mat.shape == (3, 3):
-                ladder = f0 * 2.0 ** np.linspace(-1.5, 1.5, 61)
-                candidates.append(_focal_from_fundamental(f_mat, size, ladder, rotation_model.log_f0))
-        candidates.append(focal / size[0])
-        candidates.extend(f0 * 2.0 ** np.array([-1.0, -0.5, 0.5, 1.0, -0.25, 0.25]))
-        for focal_norm in candidates:
-            two_view = _two_view_start(pos, tracks, reference, focal_norm * size[0], size, config)
-            if two_view is None:
-                continue
-            p_two_view = full_model.pack(focal_norm, *two_view)
-            error = np.median(full_model.track_errors(p_two_view))
-            # Only a clearly better fit moves the start away from the earlier (more likely)
-            # candidates: where the focal length is unobservable, all fit about as well.
-            if error < config.start_gain * best_error:
-                p_start, best_error = p_two_view, error
-        p_full, err_full = full_model.solve(p_start, 40)
-        refit = full_model.without_outliers(p_full)
-        if refit is not None:
-            full_model, p_full = refit
-            p_full, err_full = full_model.solve(p_full, 20)
+        err_full = np.inf
+        for p_start in self._focal_search(full_model, rotation_model, p_rot):
+            model, p = self._refine(full_model, p_start)
+            error = float(np.median(model.track_errors(p)))
+            if error < config.start_gain * err_full:  # the search's winner unless clearly worse
+                refined, p_full, err_full = model, p, error
+        full_model = refined
+        if full_model.num_tracks < rotation_model.num_tracks:
+            # Compare the models on the same tracks; a pan also gains from leaving the outliers out.
+            rotation_model = _Model(full_model.tracks, n, size, config, full=False)
+            p_rot = rotation_model.solve(rotation_model.pack(focal / size[0], rot, None, None), 20)
+            err_rot = float(np.median(rotation_model.track_errors(p_rot)))
+            focal, rot, trans, _ = rotation_model.unpack(p_rot)
         if err_full >= config.full_model_gain * err_rot:
             return focal / size[0], rot, trans
         focal_full, rot_full, trans_full, rho = full_model.unpack(p_full)
@@ -395,6 +492,69 @@ class FlowPoseEstimator(PoseEstimator):
         if np.abs(trans_full).max() < config.min_translation:  # noise: a pure rotation
             return focal / size[0], rot, trans
         return focal_full / size[0], rot_full, trans_full
+
+    def _refine(self, model: _Model, p: np.ndarray) -> tuple[_Model, np.ndarray]:
+        """Full bundle adjustment from p. Moving things the masks missed are cut after the focal
+        search's short fit already, before they can pull the solver, then again after each fit."""
+        for rounds in range(self.config.outlier_rounds + 1):
+            refit = model.without_outliers(p)
+            if refit is not None:
+                model, p = refit
+            elif rounds:
+                break
+            p = model.solve(p, 40 if rounds == 0 else 20)
+        return model, p
+
+    def _focal_search(self, full_model: _Model, rotation_model: _Model, p_rot: np.ndarray) -> list[np.ndarray]:
+        """Start of the full model's bundle adjustment from a search over the focal length: a solver
+        free to move it slides into wrong basins where rotation and translation trade off (small
+        translations, narrow fields of view).
+
+        Focal candidates: the prior, the rotation model's, the one whose essential matrix fits the
+        fundamental matrix best, and a ladder around the prior. At each, the better fitting of two
+        starts (the rotations with every point at depth 1 and no translation, good for small
+        translations where the essential matrix is ill-posed; two-view geometry between frame 0 and
+        the frame with most parallax, triangulation and PnP) is fitted briefly with the focal held.
+        The best fit comes first (a later, less likely, candidate only when clearly better: where
+        the focal length is unobservable all fit about as well), then the next best ones."""
+        config, tracks, n = self.config, full_model.tracks, full_model.n
+        size = (full_model.width, full_model.height)
+        f0 = 0.5 / np.tan(np.radians(config.prior_fov_deg) / 2)
+        focal, rot, trans, _ = rotation_model.unpack(p_rot)
+        pos = _positions(tracks, n)
+        parallax = np.full(pos.shape[:2], np.nan)
+        parallax[tracks.track, tracks.frame] = rotation_model.observation_errors(p_rot)
+        reference = _reference_frame(pos, parallax)
+        candidates = [f0, focal / size[0]]
+        shared = ~np.isnan(pos[:, 0, 0]) & ~np.isnan(pos[:, reference, 0])
+        if shared.sum() >= 12:
+            f_mat, _ = cv2.findFundamentalMat(pos[shared, 0], pos[shared, reference], cv2.FM_RANSAC, config.ransac_px, 0.999)
+            if f_mat is not None and f_mat.shape == (3, 3):
+                ladder = f0 * 2.0 ** np.linspace(-1.5, 1.5, 61)
+                candidates.append(_focal_from_fundamental(f_mat, size, ladder, rotation_model.log_f0))
+        candidates.extend(f0 * 2.0 ** np.array(config.focal_ladder))
+
+        low, high = _log_focal_bounds(config)
+        tried: list[float] = []
+        fits: list[tuple[float, np.ndarray]] = []
+        best = 0
+        for log_focal in np.clip(np.log(candidates), low, high):
+            if any(abs(log_focal - other) < 0.05 for other in tried):  # within 5%: the same
+                continue
+            tried.append(log_focal)
+            focal_norm = float(np.exp(log_focal))
+            p_start = full_model.pack(focal_norm, rot, trans, np.ones(full_model.num_tracks))
+            two_view = _two_view_start(pos, tracks, reference, focal_norm * size[0], size, config)
+            if two_view is not None:
+                p_two_view = full_model.pack(focal_norm, *two_view)
+                if np.median(full_model.track_errors(p_two_view)) < np.median(full_model.track_errors(p_start)):
+                    p_start = p_two_view
+            p_held = full_model.solve(p_start, config.focal_search_nfev, (log_focal - 1e-6, log_focal + 1e-6))
+            fits.append((float(np.median(full_model.track_errors(p_held))), p_held))
+            if fits[-1][0] < config.start_gain * fits[best][0]:
+                best = len(fits) - 1
+        runner_up = sorted(fits[:best] + fits[best + 1 :], key=lambda fit: fit[0])
+        return [fits[best][1]] + [p for _, p in runner_up[: config.refined_starts - 1]]
 
     def _is_static(self, gray: list[np.ndarray], masks: np.ndarray | None, scale: float) -> bool:
         """Whether frame 0's background corners, tracked straight to each frame (chained tracks
