@@ -155,9 +155,10 @@ class Encoder:
                     None if masks is None else masks[start:stop], user_masks,
                 )
 
-            head, tail = part(0, cut, index), part(cut, len(frames), index + 1)
-            if head[2] and tail[2] and self._cut_gain(frames, split, head[2], tail[2], cut) > 0:
-                sections, report, _ = head
+            head_sections, head_report, head = part(0, cut, index)
+            _, _, tail = part(cut, len(frames), index + 1)
+            if head and tail and self._cut_gain(frames, split, head, tail, cut) > 0:  # type: ignore[arg-type]
+                sections, report = head_sections, head_report
                 report.ended_by = "drift"
         height, width = frames.shape[1:3]
         self.carry += self.gop_budget(report.num_frames, width, height, index) - coded_bytes(sections)
