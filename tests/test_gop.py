@@ -63,7 +63,7 @@ def test_gop_length_is_bounded_and_lookahead_holds_at_most_gop_frames() -> None:
 
 
 def _split(psnr: list[float], frames: list[int]) -> Split:
-    return Split(None, None, None, 0.0, np.array(psnr), np.array(frames))  # type: ignore[arg-type]
+    return Split(None, None, None, 0.0, np.array(psnr), np.array(frames), None)  # type: ignore[arg-type]
 
 
 def test_drift_cut_rule() -> None:

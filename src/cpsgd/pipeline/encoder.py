@@ -166,7 +166,7 @@ class Encoder:
 
     def _cut_gain(self, frames: np.ndarray, whole: Split, head: Split, tail: Split, cut: int) -> float:
         """By how much cutting beats keeping the GoP whole, less the margin the cut must win by."""
-        rc = whole.search.config  # type: ignore[union-attr]
+        rc = whole.search.config
         return cut_gain(frames, whole, head, tail, cut, rc.cut_eval_frames, rc.ms_ssim_weight) - rc.cut_min_gain
 
     def _mask_options(self, masks: np.ndarray | None, user_masks: bool, num_frames: int) -> list[MaskOption]:

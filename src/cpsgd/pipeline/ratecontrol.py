@@ -98,11 +98,10 @@ class Split:
     score: float  # higher is better
     frame_psnr: np.ndarray  # per evaluated frame
     eval_frames: np.ndarray  # their indices in the GoP
-    search: SplitSearch | None = None  # the search that made it (renders it at other frames)
+    search: SplitSearch  # the search that made it (renders it at other frames)
 
     def render(self, picks: np.ndarray) -> np.ndarray:
         """The decoder's frames at GoP indices ``picks``."""
-        assert self.search is not None
         return self.search.render(self.masks, self.picture, self.intra, picks)
 
     @property
@@ -119,9 +118,11 @@ class Split:
         return self.score > other.score if fits else self.total_bytes < other.total_bytes
 
 
-def render_score(reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float) -> float:
-    """What the rate control maximises: mean PSNR (dB) plus a weighted MS-SSIM."""
-    return float(frame_psnr(reference, rendered).mean()) + ms_ssim_weight * ms_ssim(reference, rendered)
+def render_score(reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float) -> tuple[float, np.ndarray]:
+    """What the rate control maximises, mean PSNR (dB) plus a weighted MS-SSIM, and the per-frame
+    PSNR it comes from."""
+    per_frame = frame_psnr(reference, rendered)
+    return float(per_frame.mean()) + ms_ssim_weight * ms_ssim(reference, rendered), per_frame
 
 
 def eval_indices(num_frames: int, count: int) -> np.ndarray:
@@ -175,9 +176,7 @@ class SplitSearch:
 
     def score(self, masks: MaskOption, picture: PictureOption, intra: IntraResult) -> Split:
         rendered = self.render(masks, picture, intra)
-        reference = self.frames[self.picks]
-        per_frame = frame_psnr(reference, rendered)
-        score = render_score(reference, rendered, self.config.ms_ssim_weight)
+        score, per_frame = render_score(self.frames[self.picks], rendered, self.config.ms_ssim_weight)
         return Split(masks, picture, intra, score, per_frame, self.picks, self)
 
     def affordable(self, options: list[MaskOption]) -> list[MaskOption]:
@@ -231,4 +230,4 @@ def cut_gain(
     as_one = whole.render(picks)
     as_two = np.concatenate([head.render(picks[picks < cut]), tail.render(picks[picks >= cut] - cut)])
     reference = frames[picks]
-    return render_score(reference, as_two, ms_ssim_weight) - render_score(reference, as_one, ms_ssim_weight)
+    return render_score(reference, as_two, ms_ssim_weight)[0] - render_score(reference, as_one, ms_ssim_weight)[0]
