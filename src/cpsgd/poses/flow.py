@@ -150,13 +150,18 @@ def track_features(gray: list[np.ndarray], masks: np.ndarray | None, config: Flo
     return _Tracks(table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2:4], anchor[:, 0].astype(int), anchor[:, 1:3])
 
 
+def _focal_of_fov(fov_deg: float) -> float:
+    """Focal length, normalised by the image width, of a horizontal field of view (degrees)."""
+    return float(0.5 / np.tan(np.radians(fov_deg) / 2))
+
+
 class _Model:
     """Reprojection residuals of the rotation-only (``full=False``) or full model, in working pixels."""
 
     def __init__(self, tracks: _Tracks, num_frames: int, size: tuple[int, int], config: FlowConfig, full: bool):
         self.tracks, self.n, self.full, self.config = tracks, num_frames, full, config
         self.width, self.height = size
-        self.log_f0 = np.log(0.5 / np.tan(np.radians(config.prior_fov_deg) / 2))
+        self.log_f0 = np.log(_focal_of_fov(config.prior_fov_deg))
         self.num_tracks = len(tracks.anchor_frame)
         self.anchor = tracks.anchor_frame[tracks.track]
         self.centre = np.array([self.width / 2, self.height / 2])
@@ -271,6 +276,10 @@ class _Model:
         """(M,) reprojection error of every observation (pixels)."""
         return np.linalg.norm(self.residuals(p)[:-1].reshape(-1, 2), axis=1)
 
+    def median_error(self, p: np.ndarray) -> float:
+        """Median over the tracks of their median reprojection error (pixels)."""
+        return float(np.median(self.track_errors(p)))
+
     def track_errors(self, p: np.ndarray) -> np.ndarray:
         """Median reprojection error of each track (0 for tracks seen only where they start)."""
         err = self.observation_errors(p)
@@ -324,8 +333,7 @@ def _right_jacobian(rotvec: np.ndarray) -> np.ndarray:
 def _log_focal_bounds(config: FlowConfig) -> tuple[float, float]:
     """Range of the log normalised focal length: beyond it the search only finds degenerate fits
     (a pure forward motion is explained by a rotation at a vanishing focal length)."""
-    widest, narrowest = np.radians(max(config.fov_range_deg)), np.radians(min(config.fov_range_deg))
-    return float(np.log(0.5 / np.tan(widest / 2))), float(np.log(0.5 / np.tan(narrowest / 2)))
+    return float(np.log(_focal_of_fov(max(config.fov_range_deg)))), float(np.log(_focal_of_fov(min(config.fov_range_deg))))
 
 
 def _positions(tracks: _Tracks, num_frames: int) -> np.ndarray:
@@ -443,7 +451,7 @@ class FlowPoseEstimator(PoseEstimator):
         config = self.config
         shrink = min(1.0, config.work_size / width)
         size = (max(16, round(width * shrink)), max(16, round(height * shrink)))
-        f0 = 0.5 / np.tan(np.radians(config.prior_fov_deg) / 2)
+        f0 = _focal_of_fov(config.prior_fov_deg)
         static = Trajectory.identity(n, Intrinsics(f0, f0 * width / height))
         if n == 1:
             return static
@@ -463,10 +471,10 @@ class FlowPoseEstimator(PoseEstimator):
     def _fit(self, tracks: _Tracks, n: int, size: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray]:
         """(normalised focal, rotation vectors, translations) of the model that explains the tracks."""
         config = self.config
-        f0 = 0.5 / np.tan(np.radians(config.prior_fov_deg) / 2)
+        f0 = _focal_of_fov(config.prior_fov_deg)
         rotation_model = _Model(tracks, n, size, config, full=False)
         p_rot = rotation_model.solve(rotation_model.pack(f0, np.zeros((n, 3)), None, None), 30)
-        err_rot = float(np.median(rotation_model.track_errors(p_rot)))
+        err_rot = rotation_model.median_error(p_rot)
         focal, rot, trans, _ = rotation_model.unpack(p_rot)
         if err_rot <= config.rotation_only_px:
             return focal / size[0], rot, trans
@@ -475,7 +483,7 @@ class FlowPoseEstimator(PoseEstimator):
         err_full = np.inf
         for p_start in self._focal_search(full_model, rotation_model, p_rot):
             model, p = self._refine(full_model, p_start)
-            error = float(np.median(model.track_errors(p)))
+            error = model.median_error(p)
             if error < config.start_gain * err_full:  # the search's winner unless clearly worse
                 refined, p_full, err_full = model, p, error
         full_model = refined
@@ -483,7 +491,7 @@ class FlowPoseEstimator(PoseEstimator):
             # Compare the models on the same tracks; a pan also gains from leaving the outliers out.
             rotation_model = _Model(full_model.tracks, n, size, config, full=False)
             p_rot = rotation_model.solve(rotation_model.pack(focal / size[0], rot, None, None), 20)
-            err_rot = float(np.median(rotation_model.track_errors(p_rot)))
+            err_rot = rotation_model.median_error(p_rot)
             focal, rot, trans, _ = rotation_model.unpack(p_rot)
         if err_full >= config.full_model_gain * err_rot:
             return focal / size[0], rot, trans
@@ -519,7 +527,7 @@ class FlowPoseEstimator(PoseEstimator):
         the focal length is unobservable all fit about as well), then the next best ones."""
         config, tracks, n = self.config, full_model.tracks, full_model.n
         size = (full_model.width, full_model.height)
-        f0 = 0.5 / np.tan(np.radians(config.prior_fov_deg) / 2)
+        f0 = _focal_of_fov(config.prior_fov_deg)
         focal, rot, trans, _ = rotation_model.unpack(p_rot)
         pos = _positions(tracks, n)
         parallax = np.full(pos.shape[:2], np.nan)
@@ -547,10 +555,10 @@ class FlowPoseEstimator(PoseEstimator):
             two_view = _two_view_start(pos, tracks, reference, focal_norm * size[0], size, config)
             if two_view is not None:
                 p_two_view = full_model.pack(focal_norm, *two_view)
-                if np.median(full_model.track_errors(p_two_view)) < np.median(full_model.track_errors(p_start)):
+                if full_model.median_error(p_two_view) < full_model.median_error(p_start):
                     p_start = p_two_view
             p_held = full_model.solve(p_start, config.focal_search_nfev, (log_focal - 1e-6, log_focal + 1e-6))
-            fits.append((float(np.median(full_model.track_errors(p_held))), p_held))
+            fits.append((full_model.median_error(p_held), p_held))
             if fits[-1][0] < config.start_gain * fits[best][0]:
                 best = len(fits) - 1
         runner_up = sorted(fits[:best] + fits[best + 1 :], key=lambda fit: fit[0])
