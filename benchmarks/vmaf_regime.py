@@ -20,6 +20,7 @@ import torch
 from cpsgd.bench.datasets import load_dataset
 from cpsgd.bench.metrics import luma
 from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
+from cpsgd.quality import frame_psnr
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -50,8 +51,7 @@ def main() -> None:
         for generator in ("warp", "hold"):
             decoded = decode_bytes(data, generator=generator)
             adm, vif, score = features(model, sequence.frames, decoded)
-            mse = ((sequence.frames.astype(float) - decoded) ** 2).mean(axis=(1, 2, 3))
-            psnr = 10 * np.log10(255**2 / np.maximum(mse, 1e-10))
+            psnr = frame_psnr(sequence.frames, decoded)
             scores[generator] = (adm[1:], vif[1:], score[1:])
             line = f"{sequence.name:16s} {generator:5s} {score[1:].mean():6.2f} {adm[1:].mean():6.3f} "
             line += f"{vif[1:, 0].mean():6.3f} {vif[1:, -1].mean():6.3f} {psnr[1:].mean():6.2f}"
