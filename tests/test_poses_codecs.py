@@ -9,9 +9,11 @@ from scipy.spatial.transform import Rotation
 
 from cpsgd.errors import BitstreamError, InputError
 from cpsgd.poses import POSE_CODECS, Intrinsics, Trajectory, load_poses
+from cpsgd.poses.codec_compact import CompactConfig, CompactPoseCodec
 from cpsgd.poses.codec_paper import interpolate_dropped, kept_frames
 from cpsgd.poses.geometry import compose_world_to_camera, slerp_rotation
 from cpsgd.poses.metrics import pose_errors
+from cpsgd.synth.trajectories import camera_to_world
 
 CODECS = ("paper", "compact")
 
@@ -96,6 +98,25 @@ def test_compact_meets_its_budget_and_is_smaller():
     assert errors.rotation_max_deg <= 0.1 and errors.rotation_mean_deg <= 0.04
     assert errors.translation_direction_mean_deg <= 0.75
     assert len(compact) * 3 < len(paper)
+
+
+def test_compact_falls_back_to_the_looser_budget_over_its_bit_budget():
+    """A jittery path costs more than the bit budget at the target errors: the looser fallback
+    budget is used, still within its own error bounds; a smooth path never needs it."""
+    c2w = camera_to_world("shake", 25, 1.0, np.random.default_rng(0))
+    shaky = Trajectory(Intrinsics(0.866, 0.866), np.linalg.inv(c2w))
+    default = CompactPoseCodec()
+    target_only = CompactPoseCodec(CompactConfig(bit_budget=10**9))
+    data, strict = default.compress(shaky), target_only.compress(shaky)
+    assert 8 * len(strict) > default.config.bit_budget
+    assert len(data) < len(strict)
+    errors = pose_errors(default.decompress(data, 25), shaky)
+    fallback = default.config.fallback
+    assert errors.rotation_mean_deg <= fallback.rotation_mean_deg
+    assert errors.rotation_max_deg <= fallback.rotation_max_deg
+    assert errors.translation_direction_mean_deg <= fallback.translation_direction_mean_deg
+    smooth = smooth_trajectory(25, seed=7)
+    assert default.compress(smooth) == target_only.compress(smooth)
 
 
 def test_compact_keeps_scale_and_principal_point():

@@ -8,8 +8,10 @@ from the decoded previous poses and coded with adaptive binary arithmetic coding
   pose, or every k-th pose and the last, the rest filled by a cubic spline), a uniform grid step
   from a quarter-octave ladder, and a predictor (previous value, or constant velocity from the two
   previous decoded values). For each spacing the step is the coarsest that meets the error budget
-  (CompactConfig: mean and max rotation error, mean translation-direction error, measured as
+  (ErrorBudget: mean and max rotation error, mean translation-direction error, measured as
   cpsgd.poses.metrics does), found by bisection; the cheapest spacing/predictor wins.
+- A section over ``CompactConfig.bit_budget`` bits (jittery paths that no predictor follows) is
+  coded again under the looser ``fallback`` budget, and the smaller of the two is kept.
 - Integer residuals are binarised (zero?, sign, unary up to 6, then Exp-Golomb bypass bits); each
   binary decision has adaptive counts per group. The range coder's trailing bytes that the decoder
   does not need (it pads with zeros) are dropped.
@@ -59,12 +61,21 @@ def position_step(index: int) -> float:
 
 
 @dataclass(frozen=True)
-class CompactConfig:
-    """Error budget the step sizes are chosen to meet (degrees)."""
+class ErrorBudget:
+    """Errors (degrees) the step sizes are chosen to meet."""
 
-    rotation_mean_deg: float = 0.04
-    rotation_max_deg: float = 0.1
-    translation_direction_mean_deg: float = 0.75
+    rotation_mean_deg: float
+    rotation_max_deg: float
+    translation_direction_mean_deg: float
+
+
+@dataclass(frozen=True)
+class CompactConfig:
+    target: ErrorBudget = ErrorBudget(0.04, 0.1, 0.75)
+    # Over bit_budget bits with the target, the looser fallback is tried: still under 0.1 degree
+    # mean rotation error and 1 degree translation direction, the accuracy a GoP needs.
+    bit_budget: int = 500
+    fallback: ErrorBudget = ErrorBudget(0.08, 0.25, 1.0)
 
 
 # --- adaptive binary arithmetic coding ------------------------------------------------------
@@ -208,10 +219,15 @@ class CompactPoseCodec(PoseCodec):
 
     def compress(self, trajectory: Trajectory) -> bytes:
         check_finite(trajectory)
+        data = self._encode(trajectory, self.config.target)
+        if 8 * len(data) > self.config.bit_budget:
+            data = min(data, self._encode(trajectory, self.config.fallback), key=len)
+        return data
+
+    def _encode(self, trajectory: Trajectory, budget: ErrorBudget) -> bytes:
         k = trajectory.intrinsics
         relative = trajectory.relative_to_first()
         n = len(relative)
-        budget = self.config
         flags = 0
         rotation = translation = None
         if n > 1:
