@@ -25,11 +25,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import constriction
 import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation
 
+from cpsgd.bitstream.adaptive import CONTEXTS_PER_GROUP, BinaryCoder, code_levels, trimmed
 from cpsgd.bitstream.bytes import ByteReader, ByteWriter
 from cpsgd.errors import BitstreamError, InputError
 from cpsgd.poses.base import POSE_CODECS, PoseCodec
@@ -44,10 +44,7 @@ from cpsgd.poses.trajectory import Intrinsics, Trajectory
 
 _HAS_ROTATION, _HAS_TRANSLATION, _OFF_CENTRE = 1, 2, 4
 _STEP_LADDER = 64
-_UNARY = 6
-_CONTEXTS_PER_GROUP = 3 + _UNARY  # zero flag (2: previous residual zero or not), sign, unary bins
-_MAX_PREFIX = 24
-_MAX_LEVEL = 2**40
+_WHAT = "compact pose section"
 
 
 def rotation_step(index: int) -> float:
@@ -76,102 +73,6 @@ class CompactConfig:
     # mean rotation error and 1 degree translation direction, the accuracy a GoP needs.
     bit_budget: int = 500
     fallback: ErrorBudget = ErrorBudget(0.08, 0.25, 1.0)
-
-
-# --- adaptive binary arithmetic coding ------------------------------------------------------
-
-
-class _BinaryCoder:
-    """Adaptive binary decisions on a constriction range coder; encodes when ``bit`` is given."""
-
-    def __init__(self, num_contexts: int, decoder: constriction.stream.queue.RangeDecoder | None = None):
-        self.counts = [[0.5, 0.5] for _ in range(num_contexts)]  # Krichevsky-Trofimov start
-        self.decoder = decoder
-        self.encoder = None if decoder else constriction.stream.queue.RangeEncoder()
-        self.information = 0.0  # ideal code length in bits, to compare candidate codings
-
-    def _code(self, p_one: float, bit: int | None) -> int:
-        model = constriction.stream.model.Bernoulli(p_one, perfect=False)
-        if self.decoder is None:
-            self.encoder.encode(int(bit), model)
-            self.information -= np.log2(p_one if bit else 1.0 - p_one)
-            return int(bit)
-        try:
-            return int(self.decoder.decode(model))
-        except (AssertionError, ValueError):
-            raise BitstreamError("compact pose section: corrupt arithmetic-coded data") from None
-
-    def adaptive(self, context: int, bit: int | None = None) -> int:
-        c = self.counts[context]
-        bit = self._code(c[1] / (c[0] + c[1]), bit)
-        c[bit] += 1.0
-        return bit
-
-    def bypass(self, bit: int | None = None) -> int:
-        return self._code(0.5, bit)
-
-    def exp_golomb(self, value: int | None) -> int:
-        """Order-0 Exp-Golomb of value >= 0 on bypass bits."""
-        if value is not None:
-            length = (value + 1).bit_length()
-            for _ in range(length - 1):
-                self.bypass(0)
-            for i in range(length - 1, -1, -1):
-                self.bypass(((value + 1) >> i) & 1)
-            return value
-        zeros = 0
-        while self.bypass() == 0:
-            zeros += 1
-            if zeros > _MAX_PREFIX:
-                raise BitstreamError("compact pose section: residual code too long")
-        number = 1
-        for _ in range(zeros):
-            number = (number << 1) | self.bypass()
-        return number - 1
-
-    def residual(self, base: int, previous_zero: bool, value: int | None = None) -> int:
-        encoding = value is not None
-        if not self.adaptive(base + int(previous_zero), int(value != 0) if encoding else None):
-            return 0
-        negative = self.adaptive(base + 2, int(value < 0) if encoding else None)
-        magnitude = abs(value) if encoding else 0
-        level = 1
-        while level <= _UNARY:
-            if not self.adaptive(base + 2 + level, int(magnitude > level) if encoding else None):
-                break
-            level += 1
-        else:
-            level = _UNARY + 1 + self.exp_golomb(magnitude - _UNARY - 1 if encoding else None)
-        return -level if negative else level
-
-
-def _code_levels(
-    coder: _BinaryCoder, group: int, order: int, levels: np.ndarray | None, shape: tuple[int, int]
-) -> np.ndarray:
-    """Code (frames, 3) integer levels as residuals of a prediction from the decoded previous
-    ones: the previous value (order 1) or 2 x previous - the one before (order 2)."""
-    base = group * _CONTEXTS_PER_GROUP
-    out = np.zeros((shape[0] + 2, shape[1]), dtype=np.int64)  # two zero rows: frame 0 and before
-    previous_zero = [True] * shape[1]
-    for i in range(shape[0]):
-        prediction = 2 * out[i + 1] - out[i] if order == 2 else out[i + 1]
-        for j in range(shape[1]):
-            value = None if levels is None else int(levels[i, j] - prediction[j])
-            residual = coder.residual(base, previous_zero[j], value)
-            previous_zero[j] = residual == 0
-            out[i + 2, j] = prediction[j] + residual
-            if abs(out[i + 2, j]) > _MAX_LEVEL:
-                raise BitstreamError("compact pose section: value out of range")
-    return out[2:]
-
-
-def _words_to_bytes(words: np.ndarray) -> bytes:
-    return words.astype(">u4").tobytes()
-
-
-def _bytes_to_words(data: bytes) -> np.ndarray:
-    padded = data + b"\0" * ((-len(data)) % 4)
-    return np.frombuffer(padded, dtype=">u4").astype(np.uint32)
 
 
 # --- the codec ------------------------------------------------------------------------------
@@ -310,30 +211,26 @@ class CompactPoseCodec(PoseCodec):
 
     @staticmethod
     def _group_bits(levels: np.ndarray, order: int) -> float:
-        coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP)
-        _code_levels(coder, 0, order, levels, levels.shape)
+        coder = BinaryCoder(2 * CONTEXTS_PER_GROUP, _WHAT)
+        code_levels(coder, 0, order, levels, levels.shape)
         return coder.information
 
     def _entropy_code(self, groups: list[tuple[int, int, np.ndarray]]) -> bytes:
-        coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP)
+        coder = BinaryCoder(2 * CONTEXTS_PER_GROUP, _WHAT)
         for group, order, levels in groups:
-            _code_levels(coder, group, order, levels, levels.shape)
-        data = _words_to_bytes(coder.encoder.get_compressed())
-        # The decoder pads with zero bytes: drop the trailing bytes it does not need.
-        while data and self._decodes_to(data[:-1], groups):
-            data = data[:-1]
-        return data
+            code_levels(coder, group, order, levels, levels.shape)
+        return trimmed(coder.compressed(), lambda shorter: self._decodes_to(shorter, groups))
 
     @staticmethod
     def _decodes_to(data: bytes, groups: list[tuple[int, int, np.ndarray]]) -> bool:
-        coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP, constriction.stream.queue.RangeDecoder(_bytes_to_words(data)))
+        coder = BinaryCoder.reading(2 * CONTEXTS_PER_GROUP, _WHAT, data)
         try:
-            return all(np.array_equal(_code_levels(coder, g, o, None, lv.shape), lv) for g, o, lv in groups)
+            return all(np.array_equal(code_levels(coder, g, o, None, lv.shape), lv) for g, o, lv in groups)
         except BitstreamError:
             return False
 
     def decompress(self, data: bytes, num_frames: int) -> Trajectory:
-        what = "compact pose section"
+        what = _WHAT
         check_num_frames(num_frames, what)
         reader = ByteReader(data, what)
         flags = reader.u8()
@@ -369,9 +266,9 @@ class CompactPoseCodec(PoseCodec):
             payload = reader.rest()
             if not payload:
                 raise BitstreamError(f"{what} is truncated")
-            coder = _BinaryCoder(2 * _CONTEXTS_PER_GROUP, constriction.stream.queue.RangeDecoder(_bytes_to_words(payload)))
+            coder = BinaryCoder.reading(2 * CONTEXTS_PER_GROUP, _WHAT, payload)
             for group, order, knots, step in groups:
-                levels = _code_levels(coder, group, order, None, (len(knots), 3))
+                levels = code_levels(coder, group, order, None, (len(knots), 3))
                 values[group] = expand_knots(levels * step, knots, num_frames)
         reader.expect_end()
         centres = np.vstack([np.zeros(3), values[1]])
