@@ -119,6 +119,20 @@ def test_compact_falls_back_to_the_looser_budget_over_its_bit_budget():
     assert default.compress(smooth) == target_only.compress(smooth)
 
 
+def test_compact_tightens_rotation_errors_for_narrow_views():
+    """The same rotation error moves a 20-degree view's picture 3x as far as a 60-degree one's:
+    the budget is tightened in proportion."""
+    codec = CompactPoseCodec()
+    wide = smooth_trajectory(25, seed=5, intrinsics=Intrinsics(0.866, 0.866))
+    narrow = Trajectory(Intrinsics(2.836, 2.836), wide.world_to_camera)
+    errors = {}
+    for name, trajectory in (("wide", wide), ("narrow", narrow)):
+        errors[name] = pose_errors(codec.decompress(codec.compress(trajectory), 25), trajectory)
+    assert errors["wide"].rotation_mean_deg <= codec.config.target.rotation_mean_deg
+    assert errors["narrow"].rotation_mean_deg <= codec.config.target.rotation_mean_deg * 0.866 / 2.836
+    assert errors["narrow"].rotation_mean_deg < errors["wide"].rotation_mean_deg
+
+
 def test_compact_keeps_scale_and_principal_point():
     trajectory = smooth_trajectory(25, seed=3, intrinsics=Intrinsics(0.7, 0.7, 0.45, 0.55))
     trajectory.world_to_camera[:, :3, 3] *= 37.0

@@ -8,8 +8,9 @@ from the decoded previous poses and coded with adaptive binary arithmetic coding
   pose, or every k-th pose and the last, the rest filled by a cubic spline), a uniform grid step
   from a quarter-octave ladder, and a predictor (previous value, or constant velocity from the two
   previous decoded values). For each spacing the step is the coarsest that meets the error budget
-  (ErrorBudget: mean and max rotation error, mean translation-direction error, measured as
-  cpsgd.poses.metrics does), found by bisection; the cheapest spacing/predictor wins.
+  (ErrorBudget: mean and max rotation error, tightened for fields of view under 60 degrees, and
+  mean translation-direction error, measured as cpsgd.poses.metrics does), found by bisection; the
+  cheapest spacing/predictor wins.
 - A section over ``CompactConfig.bit_budget`` bits (jittery paths that no predictor follows) is
   coded again under the looser ``fallback`` budget, and the smaller of the two is kept.
 - Integer residuals are binarised (zero?, sign, unary up to 6, then Exp-Golomb bypass bits); each
@@ -23,7 +24,7 @@ Payload: flags (u8); fx, fy (f16) [cx, cy (f16) when not centred]; [spacing+pred
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -45,6 +46,7 @@ from cpsgd.poses.trajectory import Intrinsics, Trajectory
 _HAS_ROTATION, _HAS_TRANSLATION, _OFF_CENTRE = 1, 2, 4
 _STEP_LADDER = 64
 _WHAT = "compact pose section"
+_FOCAL_60_DEGREES = 0.5 / np.tan(np.radians(30))  # normalised focal length of a 60-degree view
 
 
 def rotation_step(index: int) -> float:
@@ -59,11 +61,18 @@ def position_step(index: int) -> float:
 
 @dataclass(frozen=True)
 class ErrorBudget:
-    """Errors (degrees) the step sizes are chosen to meet."""
+    """Errors (degrees) the step sizes are chosen to meet. The rotation errors are for a field of
+    view of 60 degrees or wider; a narrower view gets them tightened in proportion (``for_focal``),
+    so that a rotation error moves the picture by no more pixels than at 60 degrees."""
 
     rotation_mean_deg: float
     rotation_max_deg: float
     translation_direction_mean_deg: float
+
+    def for_focal(self, focal: float) -> ErrorBudget:
+        """The budget for a normalised focal length (focal length / width)."""
+        tighter = min(1.0, _FOCAL_60_DEGREES / focal)
+        return replace(self, rotation_mean_deg=self.rotation_mean_deg * tighter, rotation_max_deg=self.rotation_max_deg * tighter)
 
 
 @dataclass(frozen=True)
@@ -120,9 +129,10 @@ class CompactPoseCodec(PoseCodec):
 
     def compress(self, trajectory: Trajectory) -> bytes:
         check_finite(trajectory)
-        data = self._encode(trajectory, self.config.target)
+        focal = max(trajectory.intrinsics.fx, trajectory.intrinsics.fy)
+        data = self._encode(trajectory, self.config.target.for_focal(focal))
         if 8 * len(data) > self.config.bit_budget:
-            data = min(data, self._encode(trajectory, self.config.fallback), key=len)
+            data = min(data, self._encode(trajectory, self.config.fallback.for_focal(focal)), key=len)
         return data
 
     def _encode(self, trajectory: Trajectory, budget: ErrorBudget) -> bytes:
