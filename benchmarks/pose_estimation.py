@@ -7,12 +7,15 @@ Synthetic scenes: every trajectory kind, without objects and with two moving obj
 masks given to the estimator, as the pipeline does, and without them), at the estimator's prior
 field of view (60 degrees) and at 45 and 75 degrees (so that the focal length must come from the
 tracks).
-Timings are wall-clock seconds per 25-frame GoP on this machine; other processes share the CPU.
+Timings are wall-clock and CPU (this process) seconds per 25-frame GoP; other processes share the
+machine, so the load average is printed at the start and the end: on a busy machine the CPU times
+are closer to what an idle one would take.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -29,8 +32,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def synthetic(size: int, seeds: int) -> None:
     estimator = POSE_ESTIMATORS.get("flow")()
-    print(f"{'scene':34s} {'rot med':>8s} {'rot max':>8s} {'tdir':>7s} {'focal err':>9s} {'static?':>7s} {'s/GoP':>6s}")
-    medians, unmasked, focal_errors, times = [], [], [], []
+    print(f"{'scene':34s} {'rot med':>8s} {'rot max':>8s} {'tdir':>7s} {'focal err':>9s} {'static?':>7s} {'s/GoP':>6s} {'cpu s':>6s}")
+    medians, unmasked, focal_errors, times, cpu_times = [], [], [], [], []
     for fov in (60.0, 45.0, 75.0):
         for kind in TRAJECTORIES:
             for objects, use_masks in ((0, False), (2, True), (2, False)):
@@ -38,18 +41,19 @@ def synthetic(size: int, seeds: int) -> None:
                     clip = make_scene(
                         SceneConfig(traj=kind, objects=objects, width=size, height=size, seed=seed, fov_deg=fov)
                     )
-                    start = time.perf_counter()
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     estimate = estimator.estimate(clip.frames, clip.masks if use_masks else None)
-                    elapsed = time.perf_counter() - start
+                    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
                     errors = pose_errors(estimate, clip.trajectory)
                     is_static = np.allclose(estimate.world_to_camera, np.eye(4))
                     label = f"{kind} fov{fov:.0f} obj{objects}{' masked' if use_masks else ''} s{seed}"
                     print(
                         f"{label:34s} {errors.rotation_median_deg:8.3f} {errors.rotation_max_deg:8.3f} "
                         f"{errors.translation_direction_mean_deg:7.2f} {100 * errors.focal_error:8.1f}% "
-                        f"{'yes' if is_static else 'no':>7s} {elapsed:6.2f}"
+                        f"{'yes' if is_static else 'no':>7s} {elapsed:6.2f} {cpu:6.2f}"
                     )
                     times.append(elapsed)
+                    cpu_times.append(cpu)
                     if objects == 0 or use_masks:
                         medians.append(errors.rotation_median_deg)
                         # The focal length cannot be seen without motion or in a pure forward motion.
@@ -61,7 +65,7 @@ def synthetic(size: int, seeds: int) -> None:
         f"summary without objects or with masks: median rotation error {np.median(medians):.3f} deg (worst scene "
         f"{max(medians):.3f}), focal error (pan, orbit, shake) median {100 * np.median(focal_errors):.1f}% (worst "
         f"{100 * max(focal_errors):.1f}%); time per {size}x{size} GoP median {np.median(times):.2f} s, "
-        f"max {max(times):.2f} s"
+        f"max {max(times):.2f} s (CPU median {np.median(cpu_times):.2f} s, max {max(cpu_times):.2f} s)"
     )
     print(
         f"summary with unmasked moving objects (robustness): median rotation error {np.median(unmasked):.3f} deg, "
@@ -74,22 +78,22 @@ def davis(data: Path, size: int) -> None:
 
     estimator = POSE_ESTIMATORS.get("flow")()
     root = data / "davis2016"
-    print(f"{'DAVIS clip (first 25 frames)':34s} {'masks':>5s} {'final rot':>9s} {'max t':>6s} {'fx':>6s} {'static?':>7s} {'s/GoP':>6s}")
+    print(f"{'DAVIS clip (first 25 frames)':34s} {'masks':>5s} {'final rot':>9s} {'max t':>6s} {'fx':>6s} {'static?':>7s} {'s/GoP':>6s} {'cpu s':>6s}")
     for sequence in ("breakdance", "blackswan", "car-roundabout", "dog"):
         frames = np.stack(list(open_video(root / "JPEGImages" / sequence, size=size, max_frames=25).iter_frames()))
         masks = np.stack(
             [m[:, :, 0] > 127 for m in open_video(root / "Annotations" / sequence, size=size, max_frames=25).iter_frames()]
         ).astype(np.uint8)
         for fg in (None, masks):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             estimate = estimator.estimate(frames, fg)
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             angle = np.degrees(np.linalg.norm(Rotation.from_matrix(estimate.rotations[-1]).as_rotvec()))
             is_static = np.allclose(estimate.world_to_camera, np.eye(4))
             print(
                 f"{sequence:34s} {'yes' if fg is not None else 'no':>5s} {angle:8.2f}d "
                 f"{np.abs(estimate.translations).max():6.3f} {estimate.intrinsics.fx:6.3f} "
-                f"{'yes' if is_static else 'no':>7s} {elapsed:6.2f}"
+                f"{'yes' if is_static else 'no':>7s} {elapsed:6.2f} {cpu:6.2f}"
             )
 
 
@@ -102,9 +106,11 @@ def main() -> None:
     args = parser.parse_args()
     print(f"command: python benchmarks/pose_estimation.py --size {args.size} --seeds {args.seeds} --data {args.data}"
           + (" --no-davis" if args.no_davis else ""))
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     synthetic(args.size, args.seeds)
     if not args.no_davis and (args.data / "davis2016").is_dir():
         davis(args.data, args.size)
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The "flow" estimator's inner parts (Jacobian, triangulation, per-track medians) and
-the synthetic scenes where it used to fail: a forward motion at a wide field of view (the focal
+"""The "flow" estimator's inner parts (Jacobian, triangulation, per-track medians, the bundle
+adjustment's solver) and the synthetic scenes where it used to fail: a forward motion at a wide field of view (the focal
 length ran away), a hand-held shake at 75 degrees, moving objects without masks."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scipy.optimize import least_squares
 
 from cpsgd.poses import POSE_ESTIMATORS
+from cpsgd.poses.bundle import LMConfig, least_squares_lm
 from cpsgd.poses.flow import (
     FlowConfig,
     _inverse_depths,
@@ -72,6 +74,76 @@ def test_track_errors_are_per_track_medians():
     errors = model.observation_errors(p)
     expected = [np.median(errors[tracks.track == j]) if (tracks.track == j).any() else 0.0 for j in range(model.num_tracks)]
     assert np.allclose(model.track_errors(p), expected)
+
+
+def focal_bounds(num_params: int, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    lower, upper = np.full(num_params, -np.inf), np.full(num_params, np.inf)
+    lower[0], upper[0] = np.log(low), np.log(high)
+    return lower, upper
+
+
+def robust_cost(model: _Model, p: np.ndarray) -> float:
+    return float(np.sum(np.sqrt(1 + model.residuals(p) ** 2) - 1))  # soft L1, scale 1
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_solver_reaches_scipys_minimum(full: bool):
+    rng = np.random.default_rng(0)
+    tracks, focal, rot, trans, rho = exact_tracks(rng, num_frames=6)
+    tracks.xy[:] += rng.normal(0, 0.5, tracks.xy.shape)
+    model = _Model(tracks, 6, (200, 200), FlowConfig(), full)
+    p0 = model.pack(focal / 200 * 1.1, rot + rng.normal(0, 0.01, rot.shape), trans * 0.9, rho * 1.2)
+    lower, upper = focal_bounds(len(p0), 0.3, 2.0)
+    reference = least_squares(
+        model.residuals, p0, jac=model.jacobian, bounds=(lower, upper), loss="soft_l1", x_scale="jac",
+        method="trf", max_nfev=1000, ftol=1e-12, xtol=1e-12, gtol=1e-12,
+    )
+    assert reference.status > 0  # converged
+    p = least_squares_lm(model.residuals, model.jacobian, p0, model.num_tracks if full else 0, lower, upper, 100)
+    assert robust_cost(model, p) == pytest.approx(robust_cost(model, reference.x), rel=1e-7)
+    # The full model's translations and inverse depths share one free scale: compare what it leaves.
+    (f_ref, rot_ref, trans_ref, rho_ref), (f_lm, rot_lm, trans_lm, rho_lm) = model.unpack(reference.x), model.unpack(p)
+    assert f_lm == pytest.approx(f_ref, rel=1e-3)
+    assert np.abs(rot_lm - rot_ref).max() < 1e-4
+    if full:
+        assert np.abs(trans_lm * np.median(rho_lm) - trans_ref * np.median(rho_ref)).max() < 1e-4
+
+
+def test_robust_loss_discounts_a_moving_track():
+    rng = np.random.default_rng(3)
+    tracks, focal, rot, trans, rho = exact_tracks(rng, num_frames=6)
+    moving = tracks.track == 0
+    tracks.xy[moving, 0] += 4.0 * tracks.frame[moving]  # drifts 4 pixels a frame
+    model = _Model(tracks, 6, (200, 200), FlowConfig(), full=True)
+    p0 = model.pack(focal / 200 * 1.1, rot + rng.normal(0, 0.01, rot.shape), trans * 0.9, rho * 1.2)
+    lower, upper = focal_bounds(len(p0), 0.3, 2.0)
+
+    def rotation_error(loss_scale: float) -> tuple[float, np.ndarray]:
+        config = LMConfig(loss_scale=loss_scale)
+        p = least_squares_lm(model.residuals, model.jacobian, p0, model.num_tracks, lower, upper, 100, config)
+        return float(np.abs(model.unpack(p)[1] - rot).max()), model.observation_errors(p)
+
+    robust, errors = rotation_error(1.0)
+    quadratic, _ = rotation_error(1e4)  # a threshold far above every residual: plain least squares
+    assert robust < 0.02 and quadratic > 5 * robust
+    assert np.median(errors[moving]) > 20 * np.median(errors[~moving])
+
+
+def test_solver_holds_the_focal_length_and_keeps_it_in_bounds():
+    rng = np.random.default_rng(4)
+    tracks, _, rot, trans, _ = exact_tracks(rng, num_frames=5)
+    model = _Model(tracks, 5, (200, 200), FlowConfig(), full=True)
+    p0 = model.pack(0.6, rot * 0.5, trans * 0.5, np.ones(model.num_tracks))
+
+    def fit(low: float, high: float, max_nfev: int) -> np.ndarray:
+        bounds = focal_bounds(len(p0), low, high)
+        return least_squares_lm(model.residuals, model.jacobian, p0, model.num_tracks, *bounds, max_nfev)
+
+    held = fit(0.6, 0.6, 20)
+    assert held[0] == p0[0] and robust_cost(model, held) < robust_cost(model, p0)
+    bounded = fit(0.5, 0.7, 50)  # the true focal (0.8) is above the range: the fit ends on the bound
+    assert bounded[0] == pytest.approx(np.log(0.7))
+    assert np.array_equal(bounded, fit(0.5, 0.7, 50))  # deterministic
 
 
 @pytest.mark.parametrize(

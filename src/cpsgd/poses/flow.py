@@ -7,7 +7,9 @@
 2. Static camera: when the dominant background motion (the inliers of a RANSAC similarity between
    frame 0 and each frame, tracked directly) stays under ``static_px``, all poses are identities.
 3. Rotation-only model (every point at infinity): one shared focal length and a rotation per frame,
-   by robust (soft L1) least squares on the reprojection errors, with an analytic sparse Jacobian.
+   by robust (soft L1) least squares on the reprojection errors, with an analytic sparse Jacobian
+   (Levenberg-Marquardt, ``cpsgd.poses.bundle``; the full model's inverse depths are eliminated
+   by the Schur complement).
    A pan ends here when it already fits to ``rotation_only_px``.
 4. Full model: the same plus a translation per frame and an inverse depth per track (anchored in the
    frame where the track starts), so that one scale holds across the whole GoP (the median inverse
@@ -38,13 +40,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.optimize import least_squares
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
 from cpsgd.errors import InputError
 from cpsgd.poses.base import POSE_ESTIMATORS, PoseEstimator
+from cpsgd.poses.bundle import LMConfig, least_squares_lm
 from cpsgd.poses.trajectory import Intrinsics, Trajectory
 
 _LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
@@ -166,6 +168,7 @@ class _Model:
         self.anchor = tracks.anchor_frame[tracks.track]
         self.centre = np.array([self.width / 2, self.height / 2])
         self._jacobian_layout = self._layout()
+        self._last_points: tuple[np.ndarray, tuple] | None = None  # the solver linearises where it last evaluated
 
     def pack(self, focal_norm: float, rot: np.ndarray, trans: np.ndarray, rho: np.ndarray) -> np.ndarray:
         parts = [[np.log(focal_norm)], rot[1:].ravel()]
@@ -186,6 +189,8 @@ class _Model:
         """Per observation: (focal, rho, rotation matrices and translations of all frames,
         v = b - rho t_a, world = R_a^T v, point = R_k world + rho t_k), b being the anchor's ray:
         the world point (first camera's frame) and the point in camera k, both times rho."""
+        if self._last_points is not None and np.array_equal(self._last_points[0], p):
+            return self._last_points[1]
         focal, rot, trans, rho = self.unpack(p)
         t = self.tracks
         rmat = Rotation.from_rotvec(rot).as_matrix()
@@ -194,7 +199,8 @@ class _Model:
         v = bearing - rho_obs * trans[self.anchor]
         world = (rmat[self.anchor] * v[:, :, None]).sum(axis=1)
         point = (rmat[t.frame] * world[:, None, :]).sum(axis=2) + rho_obs * trans[t.frame]
-        return focal, rho_obs, rmat, trans, v, world, point
+        self._last_points = (p.copy(), (focal, rho_obs, rmat, trans, v, world, point))
+        return self._last_points[1]
 
     def residuals(self, p: np.ndarray) -> np.ndarray:
         focal, *_, point = self._points(p)
@@ -236,20 +242,20 @@ class _Model:
         d_point[:, 0, 0] = d_point[:, 1, 1] = focal / z
         d_point[:, :, 2] = -focal * point[:, :2] / z[:, None] ** 2
         r_k = rmat[t.frame]
-        relative = r_k @ np.swapaxes(rmat[self.anchor], 1, 2)  # R_k R_a^T
+        d_anchor_point = d_point @ r_k @ np.swapaxes(rmat[self.anchor], 1, 2)  # by the point in the anchor camera
         d_bearing = np.zeros((obs, 3, 1))  # d(b) / d(log focal)
         d_bearing[:, :2, 0] = -(t.anchor_xy[t.track] - self.centre) / focal
         # (M, 2, width) derivatives by the parameters of ``_layout``'s blocks, in its order.
         blocks = [
-            focal * point[:, :2, None] / z[:, None, None] + d_point @ relative @ d_bearing,  # log focal
+            focal * point[:, :2, None] / z[:, None, None] + d_anchor_point @ d_bearing,  # log focal
             -d_point @ r_k @ _skew(world) @ right[t.frame],  # rotation of frame k
-            d_point @ relative @ _skew(v) @ right_inverse[self.anchor],  # rotation of the anchor frame
+            d_anchor_point @ _skew(v) @ right_inverse[self.anchor],  # rotation of the anchor frame
         ]
         if self.full:
             blocks += [
                 d_point * rho_obs[:, :, None],  # translation of frame k
-                -d_point @ relative * rho_obs[:, :, None],  # translation of the anchor frame
-                d_point @ (trans[t.frame, :, None] - relative @ trans[self.anchor, :, None]),  # rho
+                -d_anchor_point * rho_obs[:, :, None],  # translation of the anchor frame
+                d_point @ trans[t.frame, :, None] - d_anchor_point @ trans[self.anchor, :, None],  # rho
             ]
         indices, order, columns, pointers, shape = self._jacobian_layout
         values = np.concatenate([[self.config.prior_weight]] + [b[i].ravel() for b, i in zip(blocks, indices)])
@@ -257,20 +263,17 @@ class _Model:
 
     def solve(self, p0: np.ndarray, max_nfev: int, log_focal_range: tuple[float, float] | None = None) -> np.ndarray:
         """Robust least squares from p0. The log normalised focal length stays within
-        ``log_focal_range`` (default: the configured fields of view)."""
+        ``log_focal_range`` (default: the configured fields of view; a single value holds it)."""
         lower = np.full(len(p0), -np.inf)
         upper = np.full(len(p0), np.inf)
         lower[0], upper[0] = log_focal_range or _log_focal_bounds(self.config)
-        p0 = p0.copy()
-        p0[0] = np.clip(p0[0], lower[0] + 1e-7, upper[0] - 1e-7)
         # The solver's many small BLAS calls only lose time to thread hand-offs (badly so on a busy
         # machine): one thread.
         with threadpool_limits(1):
-            fit = least_squares(
-                self.residuals, p0, jac=self.jacobian, bounds=(lower, upper), loss="soft_l1",
-                f_scale=self.config.loss_scale_px, x_scale="jac", max_nfev=max_nfev, method="trf",
+            return least_squares_lm(
+                self.residuals, self.jacobian, p0, self.num_tracks if self.full else 0, lower, upper, max_nfev,
+                LMConfig(loss_scale=self.config.loss_scale_px),
             )
-        return fit.x
 
     def observation_errors(self, p: np.ndarray) -> np.ndarray:
         """(M,) reprojection error of every observation (pixels)."""
@@ -557,7 +560,7 @@ class FlowPoseEstimator(PoseEstimator):
                 p_two_view = full_model.pack(focal_norm, *two_view)
                 if full_model.median_error(p_two_view) < full_model.median_error(p_start):
                     p_start = p_two_view
-            p_held = full_model.solve(p_start, config.focal_search_nfev, (log_focal - 1e-6, log_focal + 1e-6))
+            p_held = full_model.solve(p_start, config.focal_search_nfev, (log_focal, log_focal))
             fits.append((full_model.median_error(p_held), p_held))
             if fits[-1][0] < config.start_gain * fits[best][0]:
                 best = len(fits) - 1
