@@ -8,8 +8,21 @@ import pytest
 
 from cpsgd.errors import BitstreamError
 from cpsgd.generators.base import GENERATORS, GopConditions
-from cpsgd.generators.warp import WarpGenerator
-from cpsgd.geometry import GEOMETRY_CODECS, MosaicLayout, SceneGeometry, build_mosaic, fit_geometry
+from cpsgd.generators.foreground import (
+    ForegroundConfig,
+    SourceObject,
+    folds,
+    match_outline,
+    object_maps,
+)
+from cpsgd.generators.warp import WarpConfig, WarpGenerator
+from cpsgd.geometry import (
+    GEOMETRY_CODECS,
+    MosaicLayout,
+    SceneGeometry,
+    build_mosaic,
+    fit_geometry,
+)
 from cpsgd.geometry.model import relative_poses, unproject
 from cpsgd.poses.trajectory import Intrinsics, Trajectory
 from cpsgd.synth.scene import SceneConfig, make_scene
@@ -204,3 +217,88 @@ def test_deterministic_end_to_end() -> None:
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
+
+
+def _bending_bar(n: int = 4, size: int = 128):
+    """A red textured bar on a blue textured background whose right half bends up, more each frame."""
+    rng = np.random.default_rng(5)
+    background = np.zeros((size, size, 3), np.uint8)
+    background[..., 2] = rng.integers(150, 256, (size, size))
+    texture = np.zeros((size, size, 3), np.uint8)
+    texture[..., 0] = rng.integers(150, 256, (size, size))
+    masks = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        angle = np.deg2rad(20 * i)
+        joint = (64, 64)
+        tip = (round(joint[0] + 44 * np.cos(angle)), round(joint[1] - 44 * np.sin(angle)))
+        cv2.line(masks[i], (20, 64), joint, 1, 16)
+        cv2.line(masks[i], joint, tip, 1, 16)
+    return np.where(masks[..., None] > 0, texture, background), masks
+
+
+def _object_coloured(out: np.ndarray, masks: np.ndarray) -> float:
+    """Fraction of the last frame's inner mask that shows the bar's texture (red), not the background."""
+    inner = cv2.erode(masks[-1], np.ones((5, 5), np.uint8)) > 0
+    pixels = out[-1][inner].astype(int)
+    return float(np.mean(pixels[:, 0] > pixels[:, 2]))
+
+
+def test_bent_object_is_filled_with_its_texture() -> None:
+    frames, masks = _bending_bar()
+    n, h, w = masks.shape
+    conditions = GopConditions(n, h, w, frames[0], Trajectory.identity(n, Intrinsics(1.0, 1.0)), masks)
+
+    def render(**options) -> np.ndarray:
+        return WarpGenerator(WarpConfig(foreground=ForegroundConfig(**options))).generate(conditions)
+
+    affine = _object_coloured(render(method="affine", snap=False), masks)
+    spline = _object_coloured(render(method="tps", snap=False), masks)
+    default = _object_coloured(WarpGenerator().generate(conditions), masks)
+    assert affine < 0.9  # one affine map sends the bent half onto frame 0's background
+    assert spline > 0.97 and spline > affine + 0.05
+    assert default > 0.995  # with snapping, every inner pixel reads the object
+
+
+def test_degenerate_masks_fall_back_and_still_render() -> None:
+    frames, masks = _bending_bar(n=5)
+    n, h, w = masks.shape
+    masks[1] = 0
+    masks[1, 40, 40] = 1  # a speck: no outline to bend
+    masks[2] = 0
+    masks[2, 30:90, 64] = 1  # a one-pixel line
+    masks[3] = 0  # the object vanished
+    out = WarpGenerator().generate(GopConditions(n, h, w, frames[0], None, masks))
+    assert out.shape == (n, h, w, 3)
+    assert _object_coloured(out[3:4], masks[:1]) == 0.0  # no object drawn: frame 0's place is inpainted
+    # a speck in frame 0 gives no outline: the object is carried by its affine map alone
+    speck = masks[1] > 0
+    source = SourceObject.of(speck, ForegroundConfig())
+    assert source is not None and source.outline is None
+    box = (0, 0, w, h)
+    bar = masks[4] > 0
+    config = ForegroundConfig(snap=False)
+    maps = object_maps(bar, SourceObject.of(speck, config), box, config)
+    plain = ForegroundConfig(method="affine", snap=False)
+    np.testing.assert_array_equal(maps[0], object_maps(bar, SourceObject.of(speck, plain), box, plain)[0])
+
+
+def test_spline_fit_checks() -> None:
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    ring = np.stack([np.cos(angles), np.sin(angles)], 1)
+    assert np.array_equal(match_outline(np.roll(ring, 5, axis=0) + 0.01, ring), np.roll(ring, 5, axis=0))
+    gx, gy = np.meshgrid(np.arange(4.0), np.arange(4.0))
+    nodes = np.stack([gx, gy], -1)
+    inside = np.ones((4, 4), bool)
+    assert not folds(nodes, inside)
+    assert folds(nodes[:, ::-1], inside)  # a mirrored map turns over
+    with pytest.raises(ValueError):
+        ForegroundConfig(method="mesh")
+    with pytest.raises(ValueError):
+        ForegroundConfig(iterations=0)
+
+
+def test_foreground_transport_is_deterministic() -> None:
+    frames, masks = _bending_bar()
+    n, h, w = masks.shape
+    conditions = GopConditions(n, h, w, frames[0], Trajectory.identity(n, Intrinsics(1.0, 1.0)), masks)
+    np.testing.assert_array_equal(WarpGenerator().generate(conditions), WarpGenerator().generate(conditions))

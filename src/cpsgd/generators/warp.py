@@ -5,7 +5,8 @@ every frame with the decoded camera poses and the scene-geometry side channel (r
 homography; translation uses the coarse inverse depth). The intra frame's foreground is hidden from
 this layer and its place filled from the mosaic's under-strip or, where nothing was seen, inpainted
 once per GoP. Foreground: the intra frame's objects carried along the decoded masks (an affine fit
-per object and frame) and composited with feathered edges.
+per object and frame, bent by a thin-plate spline between the mask outlines; see ``foreground``)
+and composited with feathered edges.
 
 Side channel read from ``GopConditions.side_channels``: ``"geometry"`` (a ``SceneGeometry``; its
 ``layout`` says whether ``intra`` is a mosaic). Without poses the background is static; without
@@ -15,14 +16,19 @@ masks there is no foreground layer; without geometry the background is at infini
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from cpsgd.errors import BitstreamError
 from cpsgd.generators.base import GENERATORS, Generator, GopConditions
-from cpsgd.generators.foreground import MaskShape, fit_mask_transform, transport
+from cpsgd.generators.foreground import (
+    ForegroundConfig,
+    SourceObject,
+    object_maps,
+    transport,
+)
 from cpsgd.geometry.fill import fill_holes
 from cpsgd.geometry.model import MosaicLayout, SceneGeometry, relative_poses, unproject
 from cpsgd.poses.trajectory import Trajectory
@@ -36,7 +42,7 @@ class WarpConfig:
     feather: float = 1.5  # sigma in pixels of the foreground alpha edge
     hide_radius: int = 4  # pixels around the intra frame's foreground kept out of the background
     pad: float = 0.25  # margin (fraction of the frame) filled around the canvas once per GoP
-    refine_foreground: bool = True  # ECC refinement of each object's affine fit
+    foreground: ForegroundConfig = field(default_factory=ForegroundConfig)  # how objects are carried
 
 
 @dataclass(frozen=True)
@@ -161,36 +167,39 @@ class WarpGenerator(Generator):
             return still
         return poses, k
 
-    def _objects(self, masks: np.ndarray | None) -> dict[int, MaskShape]:
-        """The intra frame's objects (label -> mask shape): only they have a texture to carry."""
+    def _objects(self, masks: np.ndarray | None) -> dict[int, SourceObject]:
+        """The intra frame's objects by label: only they have a texture to carry."""
         if masks is None:
             return {}
         labels = [int(v) for v in np.unique(masks[0]) if v][:MAX_OBJECTS]
-        shapes = {label: MaskShape.of(masks[0] == label) for label in labels}
-        return {label: s for label, s in shapes.items() if s is not None}
+        sources = {label: SourceObject.of(masks[0] == label, self.config.foreground) for label in labels}
+        return {label: s for label, s in sources.items() if s is not None}
 
     def _composite(
-        self, frame: np.ndarray, frame0: np.ndarray, mask: np.ndarray, i: int, objects: dict[int, MaskShape]
+        self,
+        frame: np.ndarray,
+        frame0: np.ndarray,
+        mask: np.ndarray,
+        i: int,
+        objects: dict[int, SourceObject],
     ) -> np.ndarray:
         h, w = frame.shape[:2]
         out = frame.copy()
         margin = int(np.ceil(3 * self.config.feather)) + 1
-        for label, shape_0 in objects.items():
+        for label, source in objects.items():
             m_i = mask == label
-            shape_i = MaskShape.of(m_i)
-            if shape_i is None:
+            if not m_i.any():
                 continue
-            transform = (
-                np.eye(3)[:2]
-                if i == 0
-                else fit_mask_transform(shape_i, shape_0, self.config.refine_foreground)
-            )
             # blend only around the object: the feathered alpha vanishes beyond the margin
             bx, by, bw, bh = cv2.boundingRect(m_i.astype(np.uint8))
             x0, y0 = max(bx - margin, 0), max(by - margin, 0)
             x1, y1 = min(bx + bw + margin, w), min(by + bh + margin, h)
             roi = (slice(y0, y1), slice(x0, x1))
-            moved = transport(frame0, transform, (x0, y0, x1 - x0, y1 - y0)).astype(np.float32)
+            if i == 0:
+                moved = frame0[roi].astype(np.float32)
+            else:
+                maps = object_maps(m_i, source, (x0, y0, x1 - x0, y1 - y0), self.config.foreground)
+                moved = transport(frame0, maps).astype(np.float32)
             alpha = cv2.GaussianBlur(m_i[roi].astype(np.float32), (0, 0), self.config.feather)[..., None]
             base = out[roi].astype(np.float32)
             out[roi] = np.clip(base + alpha * (moved - base) + 0.5, 0, 255).astype(np.uint8)
