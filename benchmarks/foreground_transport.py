@@ -2,7 +2,9 @@
 
 Each clip is encoded once per rate with the real codec (``flow`` poses, ``motion`` masks, as in
 `cpsgd bench`; the rate control renders its candidates with the default generator), decoded to the
-generator's inputs, then rendered with every variant of ``ForegroundConfig``:
+generator's inputs, then rendered with every variant of ``ForegroundConfig``. The streams carry no
+object motion section: the variants are how the decoder moves objects from their masks alone (sent
+object motion replaces the affine fit and the spline).
 
 - ``affine``: one affine map per object and frame (the generator before the spline);
 - ``affine+snap``: the same, mask pixels that read outside the frame-0 object read inside it;
@@ -49,7 +51,8 @@ def stream(frames: np.ndarray, bpp: float, cache: Path | None, name: str) -> byt
     path = cache / f"{name}-bpp{bpp:g}.cpsgd" if cache else None
     if path is not None and path.exists():
         return path.read_bytes()
-    data = encode_frames(frames, 24.0, EncoderConfig(bpp=bpp, pose_estimator="flow", segmenter="motion"))
+    config = EncoderConfig(bpp=bpp, pose_estimator="flow", segmenter="motion", object_motion=False)
+    data = encode_frames(frames, 24.0, config)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -19,8 +19,8 @@ from cpsgd.synth import SceneConfig, make_scene
 
 @pytest.fixture(scope="module")
 def full_stream() -> bytes:
-    """Two GoPs with text, masks, poses, geometry and intra sections (user poses and masks, so no
-    estimation time)."""
+    """Two GoPs with text, masks, object motion, poses, geometry and intra sections (user poses and
+    masks, so no estimation time)."""
     clip = make_scene(SceneConfig(traj="pan", objects=1, num_frames=8, width=96, height=96, seed=3))
     # fixed choices (no rate control) so that the mosaic and its geometry section are always sent
     config = EncoderConfig(gop=4, bpp=0.05, caption="a cat crosses a room while the camera pans", rate_control=False)
@@ -97,13 +97,23 @@ def test_unknown_section_type(full_stream: bytes) -> None:
         decode_bytes(bytes(data), "hold")
 
 
-@pytest.mark.parametrize("section_type", [SectionType.INTRA, SectionType.POSES, SectionType.MASKS, SectionType.GEOMETRY])
+@pytest.mark.parametrize(
+    "section_type", [SectionType.INTRA, SectionType.POSES, SectionType.MASKS, SectionType.GEOMETRY, SectionType.OBJECTS]
+)
 def test_zero_length_payloads(full_stream: bytes, section_type: SectionType) -> None:
     def empty(sections):
         return [Section(s.type, s.backend, b"") if s.type == section_type else s for s in sections]
 
     with pytest.raises(BitstreamError, match="GoP 0"):
         decode_bytes(rebuild(full_stream, 0, empty), "hold")
+
+
+def test_object_motion_needs_the_masks(full_stream: bytes) -> None:
+    def without_masks(sections):
+        return [s for s in sections if s.type != SectionType.MASKS]
+
+    with pytest.raises(BitstreamError, match="object motion section without a mask section"):
+        decode_bytes(rebuild(full_stream, 0, without_masks), "hold")
 
 
 def test_wrong_backend_code_is_rejected(full_stream: bytes) -> None:

@@ -55,15 +55,19 @@ def test_the_chosen_split_renders_best_and_fits(clip) -> None:
     encoder = Encoder(config)
     budget = 700
     search = SplitSearch(frames, clip.trajectory, budget)
-    options = encoder._mask_options(masks, False, len(frames))
+    options = encoder._mask_options(frames, masks, False)
     assert [o.factor for o in options] == [*PRESETS["high"].mask_factors, None]  # nearest preset's, and none
+    # the objects' motion goes with every mask option whose first decoded mask has an object
+    assert any(o.motion_payload is not None for o in options)
+    assert all((o.motion_payload is not None) == (o.decoded is not None and o.decoded[0].any()) for o in options)
     pictures = encoder._pictures(frames, clip.trajectory, masks)
     assert [p.name for p in pictures][:2] == ["mosaic", "plain"]  # then the mosaic without strip
     chosen = search.choose(options, pictures)
     assert chosen.total_bytes <= budget
     previews = [search.evaluate(m, pictures[0]) for m in search.affordable(options)]
     best = max(previews, key=lambda s: s.score)
-    assert chosen.masks is best.masks or chosen.picture is not pictures[0]
+    # the best preview's masks (perhaps without their object motion), unless another picture won
+    assert chosen.masks.payload is best.masks.payload or chosen.picture is not pictures[0]
     assert list(chosen.eval_frames) == list(eval_indices(len(frames), 5))
 
 

@@ -30,6 +30,8 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pose-codec", default="compact", choices=POSE_CODECS.names())
     p.add_argument("--segmenter", default="motion", choices=[*SEGMENTERS.names(), "none"])
     p.add_argument("--mask-codec", default="cabac", choices=MASK_CODECS.names())
+    p.add_argument("--no-object-motion", action="store_true",
+                   help="send no object motion: the decoder moves objects by their masks' shapes alone")
     p.add_argument("--no-geometry", action="store_true", help="send no scene-geometry side channel")
     p.add_argument("--no-mosaic", action="store_true", help="send the plain first frame, not the background mosaic")
     p.add_argument("--no-rate-control", action="store_true",
@@ -57,7 +59,8 @@ def encoder_config_from_args(args: argparse.Namespace) -> EncoderConfig:
         intra_codec=args.intra_codec, intra_quality=args.intra_quality, caption=args.caption,
         pose_estimator=None if args.pose_estimator == "none" else args.pose_estimator,
         pose_codec=args.pose_codec, segmenter=None if args.segmenter == "none" else args.segmenter,
-        mask_codec=args.mask_codec, geometry=not args.no_geometry, mosaic=not args.no_mosaic,
+        mask_codec=args.mask_codec, object_motion=not args.no_object_motion, geometry=not args.no_geometry,
+        mosaic=not args.no_mosaic,
         rate_control=not args.no_rate_control, mask_factors=args.mask_factors,
         geometry_grid=args.geometry_grid, adaptive_gop=not args.fixed_gop, drift_db=args.drift_db,
     ).validated()

@@ -33,7 +33,7 @@ METRIC_LABELS = {
     "clip_sim": "CLIP similarity",
     "aesthetic": "aesthetic score",
 }
-PART_ORDER = ("text", "intra", "camera_pose", "segmentation", "geometry", "container")
+PART_ORDER = ("text", "intra", "camera_pose", "segmentation", "object_motion", "geometry", "container")
 
 
 @dataclass

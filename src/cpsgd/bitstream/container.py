@@ -45,11 +45,14 @@ class SectionType(enum.IntEnum):
     POSES = 3
     MASKS = 4
     GEOMETRY = 5
+    OBJECTS = 6
 
     @property
     def part(self) -> str:
         """The name of the part in `cpsgd info` (the paper's Table 1 columns)."""
-        return {1: "text", 2: "intra", 3: "camera_pose", 4: "segmentation", 5: "geometry"}[self.value]
+        return {
+            1: "text", 2: "intra", 3: "camera_pose", 4: "segmentation", 5: "geometry", 6: "object_motion"
+        }[self.value]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ For each object and frame, a map from frame i's pixels to frame 0's is fitted in
    the decoded masks grow or lose whole parts, as motion masks at these rates do). Each spline is
    evaluated on a coarse grid and interpolated; the one that sends most of the mask inside the
    frame-0 object without folding replaces the affine map, if it beats it;
+When the encoder sent the object's motion (``cpsgd.objects``), its map replaces steps 1 and 2.
+
 3. ``snap``: mask pixels that still land outside the frame-0 object read from inside it instead:
    their read point mirrored across the nearest inner pixel (which keeps some texture) or, where
    that is outside too, the nearest inner pixel itself. The object is never filled with frame 0's
@@ -228,15 +230,21 @@ def lands_inside(x: np.ndarray, y: np.ndarray, mask_0: np.ndarray) -> np.ndarray
     return ok
 
 
-def object_maps(mask_i: np.ndarray, source: SourceObject, box: Box, config: ForegroundConfig) -> Maps:
+def object_maps(
+    mask_i: np.ndarray, source: SourceObject, box: Box, config: ForegroundConfig, sent: np.ndarray | None = None
+) -> Maps:
     """Remap tables over ``box`` that carry ``source`` onto the (non-empty) frame-i mask ``mask_i``
-    (full frame, bool)."""
-    shape_i = MaskShape.of(mask_i)
-    assert shape_i is not None, "object_maps needs a non-empty mask"
-    transform = fit_mask_transform(shape_i, source.shape, config.refine)
+    (full frame, bool). ``sent``: the encoder's affine map for this object and frame (the object
+    motion side channel), fitted on the texture; it replaces steps 1 and 2, which only see shapes."""
+    if sent is not None:
+        transform = sent
+    else:
+        shape_i = MaskShape.of(mask_i)
+        assert shape_i is not None, "object_maps needs a non-empty mask"
+        transform = fit_mask_transform(shape_i, source.shape, config.refine)
     grid = grid_nodes(box, config.grid_step)
     nodes = grid @ transform[:, :2].T + transform[:, 2]
-    if config.method == "tps" and source.outline is not None:
+    if sent is None and config.method == "tps" and source.outline is not None:
         nodes = _bend(mask_i, grid, nodes, source, transform, config)
     maps = densify(nodes, box, config.grid_step)
     if config.snap and source.nearest is not None:

@@ -4,13 +4,14 @@ Background: the decoded intra frame, or the background mosaic sent in its place,
 every frame with the decoded camera poses and the scene-geometry side channel (rotation is an exact
 homography; translation uses the coarse inverse depth). The intra frame's foreground is hidden from
 this layer and its place filled from the mosaic's under-strip or, where nothing was seen, inpainted
-once per GoP. Foreground: the intra frame's objects carried along the decoded masks (an affine fit
-per object and frame, bent by a thin-plate spline between the mask outlines; see ``foreground``)
-and composited with feathered edges.
+once per GoP. Foreground: the intra frame's objects carried along the decoded masks (by the affine
+map the encoder sent, or else one fitted between the masks and bent by a thin-plate spline between
+their outlines; see ``foreground``) and composited with feathered edges.
 
-Side channel read from ``GopConditions.side_channels``: ``"geometry"`` (a ``SceneGeometry``; its
-``layout`` says whether ``intra`` is a mosaic). Without poses the background is static; without
-masks there is no foreground layer; without geometry the background is at infinity.
+Side channels read from ``GopConditions.side_channels``: ``"geometry"`` (a ``SceneGeometry``; its
+``layout`` says whether ``intra`` is a mosaic) and ``"objects"`` (an ``ObjectMotion``). Without
+poses the background is static; without masks there is no foreground layer; without geometry the
+background is at infinity; without object motion the objects move by their masks' shapes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cpsgd.generators.foreground import (
 )
 from cpsgd.geometry.fill import fill_holes
 from cpsgd.geometry.model import MosaicLayout, SceneGeometry, relative_poses, unproject
+from cpsgd.objects.model import ObjectMotion
 from cpsgd.poses.trajectory import Trajectory
 
 MAX_OBJECTS = 16
@@ -144,12 +146,16 @@ class WarpGenerator(Generator):
         maps = background_maps(
             geometry or SceneGeometry.at_infinity(), poses, k, h, w, scene.origin, cfg.map_step
         )
+        motion = c.side_channels.get("objects")
+        if motion is not None and not isinstance(motion, ObjectMotion):
+            raise TypeError("side channel 'objects' must be an ObjectMotion")
         out = np.empty((n, h, w, 3), np.uint8)
         objects = self._objects(masks)
         for i, (mx, my) in enumerate(maps):
             frame = cv2.remap(scene.background, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             if objects:
-                frame = self._composite(frame, scene.frame0, masks[i], i, objects)  # type: ignore[index]
+                sent = {} if motion is None else {label: t[i] for label, t in motion.transforms.items()}
+                frame = self._composite(frame, scene.frame0, masks[i], i, objects, sent)  # type: ignore[index]
             out[i] = frame
         return out
 
@@ -182,7 +188,9 @@ class WarpGenerator(Generator):
         mask: np.ndarray,
         i: int,
         objects: dict[int, SourceObject],
+        sent: dict[int, np.ndarray],
     ) -> np.ndarray:
+        """``sent``: label -> the encoder's affine map for frame i (the object motion side channel)."""
         h, w = frame.shape[:2]
         out = frame.copy()
         margin = int(np.ceil(3 * self.config.feather)) + 1
@@ -198,7 +206,8 @@ class WarpGenerator(Generator):
             if i == 0:
                 moved = frame0[roi].astype(np.float32)
             else:
-                maps = object_maps(m_i, source, (x0, y0, x1 - x0, y1 - y0), self.config.foreground)
+                box = (x0, y0, x1 - x0, y1 - y0)
+                maps = object_maps(m_i, source, box, self.config.foreground, sent.get(label))
                 moved = transport(frame0, maps).astype(np.float32)
             alpha = cv2.GaussianBlur(m_i[roi].astype(np.float32), (0, 0), self.config.feather)[..., None]
             base = out[roi].astype(np.float32)

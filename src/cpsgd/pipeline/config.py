@@ -46,6 +46,8 @@ class EncoderConfig:
     pose_codec: str = "compact"
     segmenter: str | None = "motion"    # None: no mask section (unless masks are given)
     mask_codec: str = "cabac"
+    object_motion: bool = True          # fit and send each masked object's affine motion
+    object_motion_codec: str = "points3"
     geometry: bool = True               # fit and send the scene-geometry side channel
     geometry_codec: str = "grid8"
     mosaic: bool = True                 # allow the GoP's background mosaic as the intra picture

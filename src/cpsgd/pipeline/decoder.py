@@ -14,6 +14,7 @@ from cpsgd.geometry import GEOMETRY_CODECS
 from cpsgd.generators import GENERATORS, Generator, GopConditions
 from cpsgd.intra import decode_intra
 from cpsgd.masks.base import MASK_CODECS
+from cpsgd.objects import OBJECT_MOTION_CODECS
 from cpsgd.poses.base import POSE_CODECS
 from cpsgd.text import decode_caption
 
@@ -48,6 +49,13 @@ def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> Go
     if masks is not None:
         conditions.masks = MASK_CODECS.by_code(masks.backend)().decompress(
             masks.payload, gop.num_frames, header.height, header.width
+        )
+    objects = gop.find(SectionType.OBJECTS)
+    if objects is not None:
+        if conditions.masks is None:
+            raise BitstreamError(f"GoP {gop.index}: object motion section without a mask section")
+        conditions.side_channels["objects"] = OBJECT_MOTION_CODECS.by_code(objects.backend)().decompress(
+            objects.payload, gop.num_frames, conditions.masks[0]
         )
     return conditions
 

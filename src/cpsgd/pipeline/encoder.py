@@ -4,8 +4,9 @@ GoPs are adaptive: a GoP ends at a scene cut, or earlier than planned when the r
 drift too far from the source, and never exceeds ``config.gop`` frames. The input is read through
 a look-ahead of at most ``config.gop`` frames, so memory does not grow with the video.
 
-Within a GoP, side information is estimated first (masks, poses), then the rate control
-(``cpsgd.pipeline.ratecontrol``) splits the GoP's bytes between the masks, the geometry side
+Within a GoP, side information is estimated first (masks, poses, the masked objects' motion), then
+the rate control (``cpsgd.pipeline.ratecontrol``) splits the GoP's bytes between the masks (with
+their object motion), the geometry side
 channel and the intra picture (mosaic or plain frame) by rendering candidates with the decoder's
 generator. Bytes a GoP leaves unspent are carried over to the next, so the clip meets its target.
 """
@@ -40,6 +41,7 @@ from cpsgd.geometry import (
 )
 from cpsgd.intra import INTRA_CODECS, encode_intra
 from cpsgd.masks.base import MASK_CODECS, SEGMENTERS, MaskCodec, Segmenter
+from cpsgd.objects import OBJECT_MOTION_CODECS, ObjectMotionCodec, fit_object_motion
 from cpsgd.pipeline.config import EncoderConfig
 from cpsgd.pipeline.ratecontrol import (
     SECTION_OVERHEAD_BYTES,
@@ -101,6 +103,7 @@ class Encoder:
     def __init__(self, config: EncoderConfig, segmenter: Segmenter | None = None) -> None:
         self.config = config.validated()
         INTRA_CODECS.get(config.intra_codec)  # fail early on unknown names
+        OBJECT_MOTION_CODECS.get(config.object_motion_codec)
         self.pose_estimator = POSE_ESTIMATORS.get(config.pose_estimator)() if config.pose_estimator else None
         if segmenter is None and config.segmenter:
             segmenter = SEGMENTERS.get(config.segmenter)()
@@ -113,6 +116,10 @@ class Encoder:
     @cached_property
     def pose_codec(self) -> PoseCodec:
         return POSE_CODECS.get(self.config.pose_codec)()
+
+    @cached_property
+    def object_motion_codec(self) -> ObjectMotionCodec:
+        return OBJECT_MOTION_CODECS.get(self.config.object_motion_codec)()
 
     @cached_property
     def geometry_codec(self) -> GeometryCodec:
@@ -169,16 +176,26 @@ class Encoder:
         rc = whole.search.config
         return cut_gain(frames, whole, head, tail, cut, rc.cut_eval_frames, rc.ms_ssim_weight) - rc.cut_min_gain
 
-    def _mask_options(self, masks: np.ndarray | None, user_masks: bool, num_frames: int) -> list[MaskOption]:
+    def _mask_options(self, frames: np.ndarray, masks: np.ndarray | None, user_masks: bool) -> list[MaskOption]:
         if masks is None:
             return [MaskOption(None, None, None)]
-        h, w = masks.shape[1:]
+        num_frames, h, w = masks.shape
+        # The objects' motion is fitted once on the source; each mask option codes it against its
+        # own first decoded mask (the reference the decoder has).
+        motion = fit_object_motion(frames, masks) if self.config.object_motion else None
         factors = self.config.candidate_mask_factors() if self.search_split else (None,)
         options = []
         for factor in dict.fromkeys(factors):
             codec = self.mask_codec(factor)
             payload = codec.compress(masks)
-            options.append(MaskOption(factor or getattr(codec, "factor", None), payload, codec.decompress(payload, num_frames, h, w)))
+            decoded = codec.decompress(payload, num_frames, h, w)
+            motion_payload = decoded_motion = None
+            if motion is not None and decoded[0].any():
+                motion_payload = self.object_motion_codec.compress(motion, decoded[0])
+                decoded_motion = self.object_motion_codec.decompress(motion_payload, num_frames, decoded[0])
+            options.append(MaskOption(
+                factor or getattr(codec, "factor", None), payload, decoded, motion_payload, decoded_motion
+            ))
         if self.search_split and not user_masks:  # the user's own masks are always sent
             options.append(MaskOption(None, None, None))
         return options
@@ -234,7 +251,7 @@ class Encoder:
             sections.append(Section(SectionType.POSES, self.pose_codec.code, payload))
             decoded_trajectory = self.pose_codec.decompress(payload, num_frames)
         search = SplitSearch(frames, decoded_trajectory, budget - coded_bytes(sections))
-        mask_options = self._mask_options(masks, user_masks, num_frames)
+        mask_options = self._mask_options(frames, masks, user_masks)
         pictures = self._pictures(frames, decoded_trajectory, masks)
         split: Split | None = None  # set when the split was rendered and scored
         chosen_masks, picture = mask_options[0], pictures[0]
@@ -248,6 +265,8 @@ class Encoder:
 
         if chosen_masks.payload is not None:
             sections.append(Section(SectionType.MASKS, self.mask_codec(chosen_masks.factor).code, chosen_masks.payload))
+        if chosen_masks.motion_payload is not None:
+            sections.append(Section(SectionType.OBJECTS, self.object_motion_codec.code, chosen_masks.motion_payload))
         if picture.geometry_payload is not None:
             sections.append(Section(SectionType.GEOMETRY, self.geometry_codec.code, picture.geometry_payload))
         sections.append(Section(SectionType.INTRA, INTRA_CODECS.get(config.intra_codec).code, intra.payload))

@@ -1,7 +1,8 @@
 """Rate control by analysis-by-synthesis: split a GoP's bytes between the masks, the geometry side
 channel and the intra picture by rendering candidate splits with the decoder's own generator.
 
-A candidate is a mask option (the mask codec at one downscale factor, or no masks at all) and a
+A candidate is a mask option (the mask codec at one downscale factor, with the object motion coded
+for those masks, or no masks at all) and a
 picture option (the background mosaic or the plain first frame, each with the geometry it needs);
 the intra picture gets every byte the side information leaves. Each candidate is coded, decoded,
 rendered on a subsample of the GoP's frames with ``WarpGenerator`` and scored against the source
@@ -14,7 +15,7 @@ picture reuses the codings already made (``IntraSearch``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from cpsgd.generators.warp import WarpGenerator
 from cpsgd.geometry import GeometryCodec, SceneGeometry
 from cpsgd.intra.base import INTRA_CODECS, ImageCodec
 from cpsgd.intra.budget import DEFAULT_SCALES, IntraResult, IntraSearch
+from cpsgd.objects import ObjectMotion
 from cpsgd.poses.trajectory import Trajectory
 from cpsgd.quality import frame_psnr
 
@@ -53,13 +55,20 @@ class RateControlConfig:
 
 @dataclass(frozen=True)
 class MaskOption:
+    """Masks at one downscale factor, with the object motion section that goes with them."""
+
     factor: int | None  # the mask codec's downscale factor; None: no mask section
     payload: bytes | None
     decoded: np.ndarray | None  # what the decoder will have
+    motion_payload: bytes | None = None
+    motion: ObjectMotion | None = None  # what the decoder will have
 
     @property
     def cost(self) -> int:
-        return 0 if self.payload is None else len(self.payload) + SECTION_OVERHEAD_BYTES
+        return sum(0 if p is None else len(p) + SECTION_OVERHEAD_BYTES for p in (self.payload, self.motion_payload))
+
+    def without_motion(self) -> MaskOption:
+        return replace(self, motion_payload=None, motion=None)
 
 
 @dataclass
@@ -169,6 +178,8 @@ class SplitSearch:
         )
         if picture.geometry is not None:
             conditions.side_channels["geometry"] = picture.geometry
+        if masks.motion is not None:
+            conditions.side_channels["objects"] = masks.motion.frames(picks)
         return self.generator.generate(conditions)
 
     def evaluate(self, masks: MaskOption, picture: PictureOption) -> Split:
@@ -186,13 +197,18 @@ class SplitSearch:
         return kept or [min(options, key=lambda m: m.cost)]
 
     def choose(self, mask_options: list[MaskOption], pictures: list[PictureOption]) -> Split:
-        """Coarse to fine: mask options on the first picture, then the other pictures."""
+        """Coarse to fine: mask options on the first picture (the winner also without its object
+        motion, which may not be worth its bytes), then the other pictures."""
         best: Split | None = None
         for masks in self.affordable(mask_options):
             split = self.evaluate(masks, pictures[0])
             if split.better_than(best, self.budget):
                 best = split
         assert best is not None
+        if best.masks.motion is not None:
+            split = self.evaluate(best.masks.without_motion(), pictures[0])
+            if split.better_than(best, self.budget):
+                best = split
         for picture in pictures[1:]:
             split = self.evaluate(best.masks, picture)
             if split.better_than(best, self.budget):
