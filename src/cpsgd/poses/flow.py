@@ -64,7 +64,9 @@ class FlowConfig:
     fov_range_deg: tuple[float, float] = (20.0, 120.0)  # the focal search stays within these fields of view
     prior_weight: float = 3.0  # pixels of residual per unit of log focal away from the prior
     loss_scale_px: float = 1.0  # robust (soft L1) loss threshold
-    outlier_px: float = 1.0  # tracks whose median residual is above this and above
+    # Chained LK tracks drift (on orbits a quarter of them by over a pixel in 16 frames) and bias
+    # the fit towards a wrong focal length: a track half a pixel off already goes.
+    outlier_px: float = 0.5  # tracks whose median residual is above this and above
     outlier_ratio: float = 5.0  # this x the median track's are refitted without
     outlier_rounds: int = 3  # at most this many refits without outliers
     full_model_gain: float = 0.5  # the full model must bring the residual under this x rotation-only's
