@@ -18,6 +18,18 @@ def textured_clip(num_frames: int, height: int, width: int, step: int = 2) -> np
     return np.stack([image[:, i * step : i * step + width] for i in range(num_frames)])
 
 
+def damaged_payloads(data: bytes, flips: int, tail: bytes = b"\x00") -> list[bytes]:
+    """Every truncation of ``data``, ``data`` with ``tail`` appended, and ``flips`` copies with one
+    random bit flipped (seeded): what a section parser must survive."""
+    rng = np.random.default_rng(0)
+    damaged = [data[:cut] for cut in range(len(data))] + [data + tail]
+    for _ in range(flips):
+        broken = bytearray(data)
+        broken[rng.integers(len(data))] ^= 1 << rng.integers(8)
+        damaged.append(bytes(broken))
+    return damaged
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

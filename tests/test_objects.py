@@ -27,6 +27,8 @@ from cpsgd.objects.model import positions_in_frames
 from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
 from cpsgd.quality import psnr
 
+from conftest import damaged_payloads
+
 SIZE = 128
 NUM_FRAMES = 9
 
@@ -114,13 +116,7 @@ def test_corrupt_payloads_raise_bitstream_error():
     motion, mask = smooth_motion(NUM_FRAMES), first_mask()
     codec = Points3Codec()
     data = codec.compress(motion, mask)
-    rng = np.random.default_rng(0)
-    damaged = [data[:cut] for cut in range(len(data))] + [data + b"\x00"]
-    for _ in range(100):
-        broken = bytearray(data)
-        broken[rng.integers(len(data))] ^= 1 << rng.integers(8)
-        damaged.append(bytes(broken))
-    for payload in damaged:
+    for payload in damaged_payloads(data, 100):
         try:
             decoded = codec.decompress(payload, NUM_FRAMES, mask)
         except BitstreamError:

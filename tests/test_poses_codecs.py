@@ -15,6 +15,8 @@ from cpsgd.poses.geometry import compose_world_to_camera, slerp_rotation
 from cpsgd.poses.metrics import pose_errors
 from cpsgd.synth.trajectories import camera_to_world
 
+from conftest import damaged_payloads
+
 CODECS = ("paper", "compact")
 
 
@@ -164,13 +166,7 @@ def test_non_finite_input_is_rejected(name):
 def test_corrupt_payloads_raise_bitstream_error(name):
     codec = POSE_CODECS.get(name)()
     data = codec.compress(smooth_trajectory(25, seed=1))
-    rng = np.random.default_rng(0)
-    damaged = [data[:cut] for cut in range(len(data))] + [data + b"\x00\x01"]
-    for _ in range(150):
-        broken = bytearray(data)
-        broken[rng.integers(len(data))] ^= 1 << rng.integers(8)
-        damaged.append(bytes(broken))
-    damaged.append(b"\x00\x7c" * 40)  # float16 infinities
+    damaged = damaged_payloads(data, 150, tail=b"\x00\x01") + [b"\x00\x7c" * 40]  # float16 infinities
     for payload in damaged:
         try:
             decoded = codec.decompress(payload, 25)
