@@ -4,9 +4,9 @@
   rotation error in degrees (relative to frame 0, so the world frame does not matter);
 - foreground: masks re-segmented on the decoded clip against the source's, mean J (IoU).
 
-The reference is the same estimator run on the source, so a perfect codec scores 0 degrees and
-J = 1 whatever the estimator's own accuracy; annotations, where the dataset has them, steer the
-source pose fit away from the foreground.
+The reference is the same estimator run on the source with the same masks, so a perfect codec
+scores 0 degrees and J = 1 whatever the estimator's own accuracy; annotations, where the dataset
+has them, steer both pose fits (source and decoded clip) away from the foreground.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class SemanticReference:
     segmenter: Segmenter | None
     trajectory: Trajectory | None
     masks: np.ndarray | None
+    annotations: np.ndarray | None = None  # given to both pose fits
 
     @classmethod
     def of(
@@ -63,7 +64,7 @@ class SemanticReference:
         estimator = pose_estimator() if poses else None
         seg = segmenter() if masks else None
         trajectory = estimator.estimate(frames, masks=annotations) if estimator else None
-        return cls(estimator, seg, trajectory, seg.segment(frames) if seg else None)
+        return cls(estimator, seg, trajectory, seg.segment(frames) if seg else None, annotations)
 
     def notes(self, poses: bool = True, masks: bool = True) -> list[str]:
         missing = []
@@ -76,7 +77,7 @@ class SemanticReference:
     def scores(self, decoded: np.ndarray) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.estimator is not None and self.trajectory is not None:
-            estimate = self.estimator.estimate(decoded)
+            estimate = self.estimator.estimate(decoded, masks=self.annotations)
             out["rot_err_deg"] = float(np.mean(rotation_errors_deg(estimate, self.trajectory)))
         if self.segmenter is not None and self.masks is not None:
             out["mask_j"] = float(np.mean(region_similarity(self.segmenter.segment(decoded), self.masks)))
