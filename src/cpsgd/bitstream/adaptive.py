@@ -8,8 +8,6 @@ group of columns has its own adaptive counts."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import constriction
 import numpy as np
 
@@ -126,9 +124,31 @@ def bytes_to_words(data: bytes) -> np.ndarray:
     return np.frombuffer(padded, dtype=">u4").astype(np.uint32)
 
 
-def trimmed(data: bytes, decodes: Callable[[bytes], bool]) -> bytes:
-    """``data`` without the trailing bytes the decoder does not need (it pads with zeros):
-    ``decodes(shorter)`` says whether a shorter payload still decodes to the same values."""
-    while data and decodes(data[:-1]):
+Groups = list[tuple[int, int, np.ndarray]]  # (context group, predictor order, (frames, columns) levels)
+
+
+def ideal_bits(levels: np.ndarray, order: int) -> float:
+    """What ``levels`` would cost alone with predictor ``order`` (ideal code length, bits)."""
+    coder = BinaryCoder(CONTEXTS_PER_GROUP, "cost estimate")
+    code_levels(coder, 0, order, levels, levels.shape)
+    return coder.information
+
+
+def encode_groups(groups: Groups, num_contexts: int, what: str) -> bytes:
+    """The range coder's bytes for ``groups`` in turn, without the trailing bytes the decoder does
+    not need (it pads with zeros); at least one byte, since an empty payload reads as truncated."""
+    coder = BinaryCoder(num_contexts, what)
+    for group, order, levels in groups:
+        code_levels(coder, group, order, levels, levels.shape)
+    data = coder.compressed()
+    while len(data) > 1 and _decodes_to(data[:-1], groups, num_contexts, what):
         data = data[:-1]
     return data
+
+
+def _decodes_to(data: bytes, groups: Groups, num_contexts: int, what: str) -> bool:
+    coder = BinaryCoder.reading(num_contexts, what, data)
+    try:
+        return all(np.array_equal(code_levels(coder, g, o, None, lv.shape), lv) for g, o, lv in groups)
+    except BitstreamError:
+        return False

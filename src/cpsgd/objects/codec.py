@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from cpsgd.bitstream.adaptive import CONTEXTS_PER_GROUP, BinaryCoder, code_levels, trimmed
+from cpsgd.bitstream.adaptive import CONTEXTS_PER_GROUP, BinaryCoder, code_levels, encode_groups, ideal_bits
 from cpsgd.bitstream.bytes import ByteReader, ByteWriter
 from cpsgd.errors import BitstreamError
 from cpsgd.objects.model import ObjectMotion, positions_in_frames, reference_points, transforms_from_positions
@@ -52,7 +52,7 @@ class Points3Codec(ObjectMotionCodec):
             points = reference_points(first_mask == label)
             moves = positions_in_frames(transforms[1:], points) - points
             levels = np.round(moves.reshape(len(moves), 6) / step).astype(np.int64)
-            order = min((1, 2), key=lambda o: self._bits(levels, o))
+            order = min((1, 2), key=lambda o: ideal_bits(levels, o))
             coded.append((label, order, levels))
         writer = ByteWriter()
         writer.u8(len(coded))
@@ -61,26 +61,8 @@ class Points3Codec(ObjectMotionCodec):
             writer.u8(label)
             writer.u8(order)
         if any(levels.size for _, _, levels in coded):
-            coder = BinaryCoder(CONTEXTS_PER_GROUP, _WHAT)
-            for _, order, levels in coded:
-                code_levels(coder, 0, order, levels, levels.shape)
-            # at least one byte: an empty rest reads as a truncated section
-            writer.raw(trimmed(coder.compressed(), lambda shorter: bool(shorter) and self._decodes_to(shorter, coded)))
+            writer.raw(encode_groups([(0, order, levels) for _, order, levels in coded], CONTEXTS_PER_GROUP, _WHAT))
         return writer.getvalue()
-
-    @staticmethod
-    def _bits(levels: np.ndarray, order: int) -> float:
-        coder = BinaryCoder(CONTEXTS_PER_GROUP, _WHAT)
-        code_levels(coder, 0, order, levels, levels.shape)
-        return coder.information
-
-    @staticmethod
-    def _decodes_to(data: bytes, coded: list[tuple[int, int, np.ndarray]]) -> bool:
-        coder = BinaryCoder.reading(CONTEXTS_PER_GROUP, _WHAT, data)
-        try:
-            return all(np.array_equal(code_levels(coder, 0, o, None, lv.shape), lv) for _, o, lv in coded)
-        except BitstreamError:
-            return False
 
     def decompress(self, data: bytes, num_frames: int, first_mask: np.ndarray) -> ObjectMotion:
         if num_frames < 1:

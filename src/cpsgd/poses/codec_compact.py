@@ -30,7 +30,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation
 
-from cpsgd.bitstream.adaptive import CONTEXTS_PER_GROUP, BinaryCoder, code_levels, trimmed
+from cpsgd.bitstream.adaptive import CONTEXTS_PER_GROUP, BinaryCoder, code_levels, encode_groups, ideal_bits
 from cpsgd.bitstream.bytes import ByteReader, ByteWriter
 from cpsgd.errors import BitstreamError, InputError
 from cpsgd.poses.base import POSE_CODECS, PoseCodec
@@ -186,7 +186,7 @@ class CompactPoseCodec(PoseCodec):
             writer.u16(log_scale + 32768)
             groups.append((1, translation.order, translation.levels))
         if groups:
-            writer.raw(self._entropy_code(groups))
+            writer.raw(encode_groups(groups, 2 * CONTEXTS_PER_GROUP, _WHAT))
         return writer.getvalue()
 
     def _choose(self, values: np.ndarray, step_of: Callable[[int], float], ok: Callable[[np.ndarray], bool]) -> _GroupCode:
@@ -211,33 +211,13 @@ class CompactPoseCodec(PoseCodec):
                 coarse, fine = (coarse, middle) if meets(middle) else (middle, fine)
             levels = np.round(values[knots - 1] / step_of(fine)).astype(np.int64)
             for order in (1, 2):
-                bits = self._group_bits(levels, order)
+                bits = ideal_bits(levels, order)
                 if bits < best_bits:
                     best, best_bits = _GroupCode(spacing_index, order, fine, levels), bits
         if best is None:  # the budget is out of reach: code every pose on the finest grid
             levels = np.round(values / step_of(_STEP_LADDER - 1)).astype(np.int64)
             best = _GroupCode(0, 2, _STEP_LADDER - 1, levels)
         return best
-
-    @staticmethod
-    def _group_bits(levels: np.ndarray, order: int) -> float:
-        coder = BinaryCoder(2 * CONTEXTS_PER_GROUP, _WHAT)
-        code_levels(coder, 0, order, levels, levels.shape)
-        return coder.information
-
-    def _entropy_code(self, groups: list[tuple[int, int, np.ndarray]]) -> bytes:
-        coder = BinaryCoder(2 * CONTEXTS_PER_GROUP, _WHAT)
-        for group, order, levels in groups:
-            code_levels(coder, group, order, levels, levels.shape)
-        return trimmed(coder.compressed(), lambda shorter: self._decodes_to(shorter, groups))
-
-    @staticmethod
-    def _decodes_to(data: bytes, groups: list[tuple[int, int, np.ndarray]]) -> bool:
-        coder = BinaryCoder.reading(2 * CONTEXTS_PER_GROUP, _WHAT, data)
-        try:
-            return all(np.array_equal(code_levels(coder, g, o, None, lv.shape), lv) for g, o, lv in groups)
-        except BitstreamError:
-            return False
 
     def decompress(self, data: bytes, num_frames: int) -> Trajectory:
         what = _WHAT
