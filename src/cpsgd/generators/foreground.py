@@ -10,12 +10,12 @@ For each object and frame, a map from frame i's pixels to frame 0's is fitted in
    the decoded masks grow or lose whole parts, as motion masks at these rates do). Each spline is
    evaluated on a coarse grid and interpolated; the one that sends most of the mask inside the
    frame-0 object without folding replaces the affine map, if it beats it;
-When the encoder sent the object's motion (``cpsgd.objects``), its map replaces steps 1 and 2.
-
 3. ``snap``: mask pixels that still land outside the frame-0 object read from inside it instead:
    their read point mirrored across the nearest inner pixel (which keeps some texture) or, where
    that is outside too, the nearest inner pixel itself. The object is never filled with frame 0's
    background.
+
+When the encoder sent the object's motion (``cpsgd.objects``), its map replaces steps 1 and 2.
 
 On the DAVIS clips through the real codec (benchmarks/foreground_transport.py) snapping gives most
 of the gain in re-segmented mask J; the spline adds a little more on top of it.

@@ -32,10 +32,9 @@ from cpsgd.generators.foreground import (
 )
 from cpsgd.geometry.fill import fill_holes
 from cpsgd.geometry.model import MosaicLayout, SceneGeometry, relative_poses, unproject
-from cpsgd.objects.model import ObjectMotion
+from cpsgd.objects.model import ObjectMotion, object_labels
 from cpsgd.poses.trajectory import Trajectory
 
-MAX_OBJECTS = 16
 
 
 @dataclass(frozen=True)
@@ -177,8 +176,8 @@ class WarpGenerator(Generator):
         """The intra frame's objects by label: only they have a texture to carry."""
         if masks is None:
             return {}
-        labels = [int(v) for v in np.unique(masks[0]) if v][:MAX_OBJECTS]
-        sources = {label: SourceObject.of(masks[0] == label, self.config.foreground) for label in labels}
+        config = self.config.foreground
+        sources = {label: SourceObject.of(masks[0] == label, config) for label in object_labels(masks[0])}
         return {label: s for label, s in sources.items() if s is not None}
 
     def _composite(

@@ -9,10 +9,15 @@ import numpy as np
 from cpsgd.bitstream.adaptive import CONTEXTS_PER_GROUP, BinaryCoder, code_levels, encode_groups, ideal_bits
 from cpsgd.bitstream.bytes import ByteReader, ByteWriter
 from cpsgd.errors import BitstreamError
-from cpsgd.objects.model import ObjectMotion, positions_in_frames, reference_points, transforms_from_positions
+from cpsgd.objects.model import (
+    MAX_OBJECTS,
+    ObjectMotion,
+    positions_in_frames,
+    reference_points,
+    transforms_from_positions,
+)
 from cpsgd.registry import Registry
 
-MAX_OBJECTS = 16
 _WHAT = "object motion section"
 
 

@@ -13,8 +13,7 @@ import cv2
 import numpy as np
 
 from cpsgd.generators.foreground import MaskShape, fit_mask_transform
-from cpsgd.objects.codec import MAX_OBJECTS
-from cpsgd.objects.model import ObjectMotion
+from cpsgd.objects.model import ObjectMotion, homogeneous, object_labels
 
 
 @dataclass(frozen=True)
@@ -37,9 +36,8 @@ def fit_object_motion(frames: np.ndarray, masks: np.ndarray, config: ObjectFitCo
     gray = [cv2.resize(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
             for f in frames]
     masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in masks])
-    labels = [int(v) for v in np.unique(masks[0]) if v][:MAX_OBJECTS]
     transforms = {}
-    for label in labels:
+    for label in object_labels(masks[0]):
         first = masks[0] == label
         shape_0 = MaskShape.of(first)
         region_0 = _core(first, config)
@@ -68,8 +66,7 @@ def _to_full_size(maps: np.ndarray, size: tuple[int, int], full: tuple[int, int]
     T A T^-1, with T the working -> full index map (pixel areas aligned: x -> (x + 0.5) k - 0.5)."""
     k = np.array(full, dtype=np.float64) / size
     to_full = np.array([[k[0], 0, 0.5 * k[0] - 0.5], [0, k[1], 0.5 * k[1] - 0.5], [0, 0, 1.0]])
-    square = np.concatenate([maps, np.tile([[[0.0, 0.0, 1.0]]], (len(maps), 1, 1))], axis=1)
-    return (to_full @ square @ np.linalg.inv(to_full))[:, :2]
+    return (to_full @ homogeneous(maps) @ np.linalg.inv(to_full))[:, :2]
 
 
 def _core(mask: np.ndarray, config: ObjectFitConfig) -> np.ndarray:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 MIN_REFERENCE_SIDE = 8  # pixels: the reference triangle stays well conditioned for tiny objects
+MAX_OBJECTS = 16  # objects carried per GoP (the first labels of the first mask)
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,16 @@ class ObjectMotion:
         return ObjectMotion({label: t[picks] for label, t in self.transforms.items()})
 
 
+def object_labels(first_mask: np.ndarray) -> list[int]:
+    """The objects a GoP carries: the labels of its first mask, at most MAX_OBJECTS, in order."""
+    return [int(v) for v in np.unique(first_mask) if v][:MAX_OBJECTS]
+
+
+def homogeneous(maps: np.ndarray) -> np.ndarray:
+    """(N, 2, 3) affine maps as (N, 3, 3) matrices."""
+    return np.concatenate([maps, np.tile([[[0.0, 0.0, 1.0]]], (len(maps), 1, 1))], axis=1)
+
+
 def reference_points(mask: np.ndarray) -> np.ndarray:
     """(3, 2) frame-0 points whose positions in each frame stand for an object's affine map: three
     corners of the object's bounding box in ``mask`` (what the decoder has: the first decoded mask)."""
@@ -35,8 +46,7 @@ def reference_points(mask: np.ndarray) -> np.ndarray:
 
 def positions_in_frames(transforms: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(N, 3, 2): where the frame-0 ``points`` are in each frame, under (N, 2, 3) frame-i -> frame-0 maps."""
-    full = np.concatenate([transforms, np.tile([[[0.0, 0.0, 1.0]]], (len(transforms), 1, 1))], axis=1)
-    inverse = np.linalg.inv(full)
+    inverse = np.linalg.inv(homogeneous(transforms))
     return np.einsum("nij,kj->nki", inverse[:, :2, :2], points) + inverse[:, None, :2, 2]
 
 
