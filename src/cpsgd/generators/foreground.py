@@ -204,11 +204,15 @@ def grid_nodes(box: Box, step: int) -> np.ndarray:
     return np.stack([xs, ys], axis=-1).astype(np.float64)
 
 
-def densify(nodes: np.ndarray, box: Box, step: int) -> Maps:
-    """Per-pixel tables over ``box`` from (ny, nx, 2) node values, by exact bilinear interpolation."""
-    w, h = box[2], box[3]
-    ux, uy = np.meshgrid(np.arange(w, dtype=np.float32) / step, np.arange(h, dtype=np.float32) / step)
-    full = cv2.remap(nodes.astype(np.float32), ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def node_lookup(width: int, height: int, step: int) -> Maps:
+    """For each pixel of a ``width`` x ``height`` box, its position in the grid of ``grid_nodes``
+    (pixel u reads node coordinate u / step: exact linear interpolation between nodes)."""
+    return tuple(np.meshgrid(np.arange(width, dtype=np.float32) / step, np.arange(height, dtype=np.float32) / step))
+
+
+def densify(nodes: np.ndarray, lookup: Maps) -> Maps:
+    """Per-pixel tables from (ny, nx, 2) node values, read at ``lookup`` (``node_lookup``)."""
+    full = cv2.remap(nodes.astype(np.float32), *lookup, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return full[..., 0], full[..., 1]
 
 
@@ -246,7 +250,7 @@ def object_maps(
     nodes = grid @ transform[:, :2].T + transform[:, 2]
     if sent is None and config.method == "tps" and source.outline is not None:
         nodes = _bend(mask_i, grid, nodes, source, transform, config)
-    maps = densify(nodes, box, config.grid_step)
+    maps = densify(nodes, node_lookup(box[2], box[3], config.grid_step))
     if config.snap and source.nearest is not None:
         x, y, w, h = box
         _snap(maps, mask_i[y : y + h, x : x + w] & ~lands_inside(*maps, source.mask), source)

@@ -27,6 +27,9 @@ from cpsgd.generators.base import GENERATORS, Generator, GopConditions
 from cpsgd.generators.foreground import (
     ForegroundConfig,
     SourceObject,
+    densify,
+    grid_nodes,
+    node_lookup,
     object_maps,
     transport,
 )
@@ -110,20 +113,15 @@ def background_maps(
     step: int,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per frame, in turn, the (map_x, map_y) float32 remap tables into the padded background canvas."""
-    nx = -(-(width - 1) // step) + 1
-    ny = -(-(height - 1) // step) + 1
-    gx, gy = np.meshgrid(np.arange(nx) * step + 0.5, np.arange(ny) * step + 0.5)
-    # exact linear interpolation between nodes: pixel u reads node coordinate u / step
-    ux, uy = np.meshgrid(
-        np.arange(width, dtype=np.float32) / step, np.arange(height, dtype=np.float32) / step
-    )
+    nodes_at = grid_nodes((0, 0, width, height), step) + 0.5  # unproject takes pixel-area coordinates
+    gx, gy = nodes_at[..., 0], nodes_at[..., 1]
+    lookup = node_lookup(width, height, step)
     for pose in poses:
         sx, sy, _ = unproject(geometry, pose, k, gx, gy, width, height)
         nodes = np.stack([sx - 0.5 + origin[0], sy - 0.5 + origin[1]], -1)
         # degenerate poses or geometry: keep the tables finite (out of range reads the border)
         nodes = np.clip(np.nan_to_num(nodes, nan=-1e5), -1e5, 1e5).astype(np.float32)
-        full = cv2.remap(nodes, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        yield full[..., 0], full[..., 1]
+        yield densify(nodes, lookup)
 
 
 @GENERATORS.register("warp")
