@@ -41,12 +41,12 @@ from cpsgd.poses.geometry import (
     rotation_angle_deg,
 )
 from cpsgd.poses.metrics import translation_direction_errors_deg
-from cpsgd.poses.trajectory import Intrinsics, Trajectory
+from cpsgd.poses.trajectory import Intrinsics, Trajectory, focal_of_fov
 
 _HAS_ROTATION, _HAS_TRANSLATION, _OFF_CENTRE = 1, 2, 4
 _STEP_LADDER = 64
 _WHAT = "compact pose section"
-_FOCAL_60_DEGREES = 0.5 / np.tan(np.radians(30))  # normalised focal length of a 60-degree view
+_FOCAL_60_DEGREES = focal_of_fov(60.0)
 
 
 def rotation_step(index: int) -> float:

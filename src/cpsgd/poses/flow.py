@@ -47,7 +47,7 @@ from threadpoolctl import threadpool_limits
 from cpsgd.errors import InputError
 from cpsgd.poses.base import POSE_ESTIMATORS, PoseEstimator
 from cpsgd.poses.bundle import LMConfig, least_squares_lm
-from cpsgd.poses.trajectory import Intrinsics, Trajectory
+from cpsgd.poses.trajectory import Intrinsics, Trajectory, focal_of_fov
 
 _LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 
@@ -154,18 +154,13 @@ def track_features(gray: list[np.ndarray], masks: np.ndarray | None, config: Flo
     return _Tracks(table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2:4], anchor[:, 0].astype(int), anchor[:, 1:3])
 
 
-def _focal_of_fov(fov_deg: float) -> float:
-    """Focal length, normalised by the image width, of a horizontal field of view (degrees)."""
-    return float(0.5 / np.tan(np.radians(fov_deg) / 2))
-
-
 class _Model:
     """Reprojection residuals of the rotation-only (``full=False``) or full model, in working pixels."""
 
     def __init__(self, tracks: _Tracks, num_frames: int, size: tuple[int, int], config: FlowConfig, full: bool):
         self.tracks, self.n, self.full, self.config = tracks, num_frames, full, config
         self.width, self.height = size
-        self.log_f0 = np.log(_focal_of_fov(config.prior_fov_deg))
+        self.log_f0 = np.log(focal_of_fov(config.prior_fov_deg))
         self.num_tracks = len(tracks.anchor_frame)
         self.anchor = tracks.anchor_frame[tracks.track]
         self.centre = np.array([self.width / 2, self.height / 2])
@@ -338,7 +333,7 @@ def _right_jacobian(rotvec: np.ndarray) -> np.ndarray:
 def _log_focal_bounds(config: FlowConfig) -> tuple[float, float]:
     """Range of the log normalised focal length: beyond it the search only finds degenerate fits
     (a pure forward motion is explained by a rotation at a vanishing focal length)."""
-    return float(np.log(_focal_of_fov(max(config.fov_range_deg)))), float(np.log(_focal_of_fov(min(config.fov_range_deg))))
+    return float(np.log(focal_of_fov(max(config.fov_range_deg)))), float(np.log(focal_of_fov(min(config.fov_range_deg))))
 
 
 def _positions(tracks: _Tracks, num_frames: int) -> np.ndarray:
@@ -456,7 +451,7 @@ class FlowPoseEstimator(PoseEstimator):
         config = self.config
         shrink = min(1.0, config.work_size / width)
         size = (max(16, round(width * shrink)), max(16, round(height * shrink)))
-        f0 = _focal_of_fov(config.prior_fov_deg)
+        f0 = focal_of_fov(config.prior_fov_deg)
         static = Trajectory.identity(n, Intrinsics(f0, f0 * width / height))
         if n == 1:
             return static
@@ -476,7 +471,7 @@ class FlowPoseEstimator(PoseEstimator):
     def _fit(self, tracks: _Tracks, n: int, size: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray]:
         """(normalised focal, rotation vectors, translations) of the model that explains the tracks."""
         config = self.config
-        f0 = _focal_of_fov(config.prior_fov_deg)
+        f0 = focal_of_fov(config.prior_fov_deg)
         rotation_model = _Model(tracks, n, size, config, full=False)
         p_rot = rotation_model.solve(rotation_model.pack(f0, np.zeros((n, 3)), None, None), 30)
         err_rot = rotation_model.median_error(p_rot)
@@ -532,7 +527,7 @@ class FlowPoseEstimator(PoseEstimator):
         the focal length is unobservable all fit about as well), then the next best ones."""
         config, tracks, n = self.config, full_model.tracks, full_model.n
         size = (full_model.width, full_model.height)
-        f0 = _focal_of_fov(config.prior_fov_deg)
+        f0 = focal_of_fov(config.prior_fov_deg)
         focal, rot, trans, _ = rotation_model.unpack(p_rot)
         pos = _positions(tracks, n)
         parallax = np.full(pos.shape[:2], np.nan)

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def focal_of_fov(fov_deg: float) -> float:
+    """Focal length, normalised by the image width, of a horizontal field of view (degrees)."""
+    return float(0.5 / np.tan(np.radians(fov_deg) / 2))
+
+
 @dataclass(frozen=True)
 class Intrinsics:
     """Pinhole intrinsics normalised by image width (fx, cx) and height (fy, cy), as RealEstate10K."""
