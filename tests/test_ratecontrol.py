@@ -56,7 +56,7 @@ def test_the_chosen_split_renders_best_and_fits(clip) -> None:
     budget = 700
     search = SplitSearch(frames, clip.trajectory, budget)
     options = encoder._mask_options(frames, masks, False)
-    assert [o.factor for o in options] == [*PRESETS["high"].mask_factors, None]  # nearest preset's, and none
+    assert [o.factor for o in options] == list(PRESETS["high"].mask_factors)  # the nearest preset's
     # the objects' motion goes with every mask option whose first decoded mask has an object
     assert any(o.motion_payload is not None for o in options)
     assert all((o.motion_payload is not None) == (o.decoded is not None and o.decoded[0].any()) for o in options)
@@ -69,6 +69,16 @@ def test_the_chosen_split_renders_best_and_fits(clip) -> None:
     # the best preview's masks (perhaps without their object motion), unless another picture won
     assert chosen.masks.payload is best.masks.payload or chosen.picture is not pictures[0]
     assert list(chosen.eval_frames) == list(eval_indices(len(frames), 5))
+
+
+def test_masks_are_dropped_only_where_the_preset_allows(clip) -> None:
+    assert any(p.drop_masks for p in PRESETS.values()) and not all(p.drop_masks for p in PRESETS.values())
+    for name, preset in PRESETS.items():
+        encoder = Encoder(EncoderConfig(preset=name, segmenter=None, pose_estimator=None))
+        estimated = [o.factor for o in encoder._mask_options(clip.frames, clip.masks, False)]
+        assert (None in estimated) == preset.drop_masks, name
+        given = [o.factor for o in encoder._mask_options(clip.frames, clip.masks, True)]
+        assert None not in given  # the user's own masks are always sent
 
 
 def test_no_masks_is_an_option_and_costs_nothing(clip) -> None:

@@ -14,17 +14,21 @@ class Preset:
 
     ``mask_factors`` are the mask codec's downscale factors tried (coarser = fewer bytes; the
     rate control may also drop the masks); ``geometry_grid`` is the finest inverse-depth grid
-    side the geometry fit may send (an 8x8 grid costs 71 bytes, 4x4 23)."""
+    side the geometry fit may send (an 8x8 grid costs 71 bytes, 4x4 23); ``drop_masks`` lets
+    the rate control leave the masks out, a choice by rendered quality alone and blind to
+    semantic fidelity (without masks the decoded objects do not move): only where the masks would
+    take a large share of the bytes."""
 
     bpp: float
     mask_factors: tuple[int, ...]
     geometry_grid: int
+    drop_masks: bool = False
 
 
 # Like the paper's Table 1 settings: from the anchors' floor down to where only cpsgd reaches.
 # At "tiny" a 512x512 GoP of 25 frames has 410 bytes: poses and a coarse picture come first.
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset(0.0005, (32,), 4),
+    "tiny": Preset(0.0005, (32,), 4, drop_masks=True),
     "low": Preset(0.0015, (16, 32), 8),
     "medium": Preset(0.003, (8, 16, 32), 8),
     "high": Preset(0.005, (6, 12, 24), 8),

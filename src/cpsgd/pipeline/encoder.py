@@ -196,7 +196,8 @@ class Encoder:
             options.append(MaskOption(
                 factor or getattr(codec, "factor", None), payload, decoded, motion_payload, decoded_motion
             ))
-        if self.search_split and not user_masks:  # the user's own masks are always sent
+        # the user's own masks are always sent; estimated ones are dropped only where the preset allows
+        if self.search_split and not user_masks and self.config.operating_point().drop_masks:
             options.append(MaskOption(None, None, None))
         return options
 
