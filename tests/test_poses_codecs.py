@@ -103,7 +103,7 @@ def test_compact_meets_its_budget_and_is_smaller():
 
 
 def test_compact_falls_back_to_the_looser_budget_over_its_bit_budget():
-    """A jittery path costs more than the bit budget at the target errors: the looser fallback
+    """A jittery path costs more than the bit budget at the target errors: the loosest fallback
     budget is used, still within its own error bounds; a smooth path never needs it."""
     c2w = camera_to_world("shake", 25, 1.0, np.random.default_rng(0))
     shaky = Trajectory(Intrinsics(0.866, 0.866), np.linalg.inv(c2w))
@@ -113,12 +113,34 @@ def test_compact_falls_back_to_the_looser_budget_over_its_bit_budget():
     assert 8 * len(strict) > default.config.bit_budget
     assert len(data) < len(strict)
     errors = pose_errors(default.decompress(data, 25), shaky)
-    fallback = default.config.fallback
+    fallback = default.config.fallbacks[-1]
     assert errors.rotation_mean_deg <= fallback.rotation_mean_deg
     assert errors.rotation_max_deg <= fallback.rotation_max_deg
     assert errors.translation_direction_mean_deg <= fallback.translation_direction_mean_deg
     smooth = smooth_trajectory(25, seed=7)
     assert default.compress(smooth) == target_only.compress(smooth)
+
+
+def test_compact_bounds_camera_position_errors():
+    """Between spline knots a decoded camera may keep its direction of travel and still stray
+    along it, a parallax error for the warp generator: the target bounds each position's error
+    (share of the largest distance travelled), and without the bound the same path strays further."""
+    from cpsgd.poses.geometry import camera_centres
+
+    trajectory = Trajectory(Intrinsics(0.866, 0.866), np.linalg.inv(camera_to_world("dolly", 25, 1.0, np.random.default_rng(3))))
+    truth = camera_centres(trajectory.relative_to_first().world_to_camera)
+    travel = np.linalg.norm(truth, axis=1).max()
+
+    def position_error(codec: CompactPoseCodec) -> float:
+        decoded = codec.decompress(codec.compress(trajectory), 25)
+        return float(np.linalg.norm(camera_centres(decoded.world_to_camera) - truth, axis=1).max() / travel)
+
+    default = CompactPoseCodec()
+    unbounded = CompactPoseCodec(CompactConfig(target=CompactConfig.fallbacks[0], bit_budget=10**9))
+    assert 8 * len(default.compress(trajectory)) <= default.config.bit_budget  # the target held
+    bounded_error = position_error(default)
+    assert bounded_error <= default.config.target.position_max * np.sqrt(3)  # per axis -> distance
+    assert position_error(unbounded) > bounded_error
 
 
 def test_compact_tightens_rotation_errors_for_narrow_views():
