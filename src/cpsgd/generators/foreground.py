@@ -303,4 +303,4 @@ def _bend(
 
 def transport(texture: np.ndarray, maps: Maps) -> np.ndarray:
     """The frame-0 ``texture`` read through remap tables (frame-0 pixel coordinates)."""
-    return cv2.remap(texture, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(texture, maps[0], maps[1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # as the background

@@ -149,7 +149,8 @@ class WarpGenerator(Generator):
         out = np.empty((n, h, w, 3), np.uint8)
         objects = self._objects(masks)
         for i, (mx, my) in enumerate(maps):
-            frame = cv2.remap(scene.background, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            # bicubic: bilinear reads at fractional offsets blur the finest detail (VMAF -0.1 to -0.8)
+            frame = cv2.remap(scene.background, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
             if objects:
                 sent = {} if motion is None else {label: t[i] for label, t in motion.transforms.items()}
                 frame = self._composite(frame, scene.frame0, masks[i], i, objects, sent)  # type: ignore[index]
