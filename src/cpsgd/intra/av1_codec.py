@@ -56,8 +56,8 @@ def yuv420_to_rgb(frame: av.VideoFrame) -> np.ndarray:
 @INTRA_CODECS.register("av1", code=2)
 class Av1Codec(ImageCodec):
     """Encoded by libavif (AOM) at ``speed`` (0 slowest, 10 fastest) and ``tune`` (AOM's distortion
-    metric for its decisions, None: libavif's default; "ssim" gives higher MS-SSIM at equal bytes
-    on DAVIS frames at 800-1800 bytes, see benchmarks/intra_codecs.py); decoded by dav1d."""
+    metric for its decisions, None: libavif's default; "ssim" gives higher PSNR at 600-4000 bytes
+    and higher MS-SSIM up to 1000, see benchmarks/intra_codecs.py); decoded by dav1d."""
 
     def __init__(self, speed: int = 6, tune: str | None = "ssim") -> None:
         self.speed = speed

@@ -65,15 +65,15 @@ class ErrorBudget:
     view of 60 degrees or wider; a narrower view gets them tightened in proportion (``for_focal``),
     so that a rotation error moves the picture by no more pixels than at 60 degrees.
 
-    ``position_max`` bounds each camera position's error as a share of the largest distance
-    travelled: the direction error alone let positions stray by 1.5% between spline knots on
-    car-roundabout, a parallax error that cost the warp generator 0.045 MS-SSIM (0.003 BPP); the
+    ``position_max`` bounds each camera position's error, per axis, as a share of the largest
+    distance travelled: the direction error alone let positions stray by 1.5% between spline knots
+    on car-roundabout, a parallax error that cost the warp generator 0.04 MS-SSIM (0.003 BPP); the
     bound costs 8 bytes there."""
 
     rotation_mean_deg: float
     rotation_max_deg: float
     translation_direction_mean_deg: float
-    position_max: float = np.inf  # camera position error, as a share of the largest distance travelled
+    position_max: float = np.inf  # per-axis camera position error / largest distance travelled
 
     def for_focal(self, focal: float) -> ErrorBudget:
         """The budget for a normalised focal length (focal length / width)."""
