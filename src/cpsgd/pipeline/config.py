@@ -13,11 +13,10 @@ class Preset:
     """An operating point: the rate, and the side-information choices the rate control weighs.
 
     ``mask_factors`` are the mask codec's downscale factors tried (coarser = fewer bytes);
-    ``geometry_grid`` is the finest inverse-depth grid
-    side the geometry fit may send (an 8x8 grid costs 71 bytes, 4x4 23); ``drop_masks`` lets
-    the rate control leave the masks out, a choice by rendered quality alone and blind to
-    semantic fidelity (without masks the decoded objects do not move): only where the masks would
-    take a large share of the bytes."""
+    ``geometry_grid`` is the finest inverse-depth grid side the geometry fit may send (an 8x8 grid
+    costs 71 bytes, 4x4 23); ``drop_masks`` lets the rate control leave the masks out, a choice by
+    rendered quality alone and blind to semantic fidelity (without masks the decoded objects do
+    not move): only where the masks would take a large share of the bytes."""
 
     bpp: float
     mask_factors: tuple[int, ...]

@@ -2,8 +2,8 @@
 channel and the intra picture by rendering candidate splits with the decoder's own generator.
 
 A candidate is a mask option (the mask codec at one downscale factor, with the object motion coded
-for those masks, or no masks at all) and a
-picture option (the background mosaic or the plain first frame, each with the geometry it needs);
+for those masks, or no masks at all where the preset allows it) and a picture option (the
+background mosaic or the plain first frame, each with the geometry it needs);
 the intra picture gets every byte the side information leaves. Each candidate is coded, decoded,
 rendered on a subsample of the GoP's frames with ``WarpGenerator`` and scored against the source
 (PSNR plus a weighted MS-SSIM). The search is coarse to fine: mask options are compared on the

@@ -165,15 +165,16 @@ class CompactPoseCodec(PoseCodec):
         log_scale = 0
         if scale > 0:
             log_scale = int(np.clip(np.round(np.log2(scale) * 256), -32768, 32767))
+            positions = centres / scale
 
             def translation_ok(decoded: np.ndarray) -> bool:
-                if np.abs(decoded - centres / scale).max() > budget.position_max:
+                if np.abs(decoded - positions).max() > budget.position_max:
                     return False
                 w2c = compose_world_to_camera(relative.rotations, np.vstack([np.zeros(3), decoded]))
                 err = translation_direction_errors_deg(Trajectory(k, w2c), relative)
                 return not np.isfinite(err).any() or np.nanmean(err) <= budget.translation_direction_mean_deg
 
-            translation = self._choose(centres / scale, position_step, translation_ok)
+            translation = self._choose(positions, position_step, translation_ok)
             flags |= _HAS_TRANSLATION if np.any(translation.levels) else 0
         centred = abs(k.cx - 0.5) < 1e-6 and abs(k.cy - 0.5) < 1e-6
         flags |= 0 if centred else _OFF_CENTRE
