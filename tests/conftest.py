@@ -33,5 +33,5 @@ def damaged_payloads(data: bytes, flips: int, tail: bytes = b"\x00") -> list[byt
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"development data not found at {SHARED_DATA} (it lives beside the repository)")
+        pytest.skip(f"development data not found at {SHARED_DATA} (real clips and trajectories beside the repository: see BENCHMARKS.md, Data)")
     return SHARED_DATA

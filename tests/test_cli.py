@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -106,23 +107,24 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path, stream: Path) -> Non
         ["encode", "FRAMES", "-o", "x.cpsgd", "--drift-db", "-1"],
         ["decode", "missing.cpsgd", "-o", "out"],
         ["encode", "FRAMES", "-o", "x.cpsgd", "--no-such-option"],
+        ["encode", "FRAMES", "-o", "x.cpsgd", "--intra-codec", "jpeg"],
+        ["encode", "FRAMES", "-o", "x.cpsgd", "--raw-size", "12by7"],
+        ["frobnicate"],
     ],
 )
 def test_bad_options_give_one_line(tmp_path: Path, frames_dir: Path, args: list[str], capsys) -> None:
     args = [str(frames_dir) if a == "FRAMES" else str(tmp_path / a) if a.endswith((".cpsgd", ".mp4", "out")) else a for a in args]
-    with pytest.raises(SystemExit) if "--no-such-option" in args else _no_raise():
-        code = main(args)
-        assert code == 2
+    assert _exit_status(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error" in err[0]
 
 
-class _no_raise:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _exit_status(args: list[str]) -> int:
+    """main's status, whether argparse (usage errors) or the command (bad input) reported it."""
+    try:
+        return main(args)
+    except SystemExit as exit:
+        return exit.code
 
 
 def test_keep_going_writes_the_undamaged_gops(tmp_path: Path, stream: Path, capsys) -> None:
@@ -141,3 +143,74 @@ def test_keep_going_writes_the_undamaged_gops(tmp_path: Path, stream: Path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "skipped 1 damaged GoP" in err[0] and "GoP 0" in err[0]
     assert len(list((tmp_path / "rest").glob("frame_*.png"))) == gops[1].num_frames
+
+
+def test_encode_refuses_a_video_name_for_its_stream(tmp_path: Path, frames_dir: Path, capsys) -> None:
+    assert main(["encode", str(frames_dir), "-o", str(tmp_path / "clip.mp4"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "OUT must be a .cpsgd file" in err[0]
+    assert list(tmp_path.iterdir()) == [frames_dir]
+
+
+def test_one_frame_one_gop_in_the_singular(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    Image.fromarray(textured_clip(1, 64, 96)[0]).save(folder / "0.png")
+    out = tmp_path / "one.cpsgd"
+    assert main(["encode", str(folder), "-o", str(out), "--bpp", "0.05"]) == 0
+    assert " 1 frame 96x64 in 1 GoP," in capsys.readouterr().out
+    assert main(["info", str(out)]) == 0
+    assert "96x64, 1 frame at 25 fps, 1 GoP (max" in capsys.readouterr().out
+
+
+def _sub_parser(argv: list[str]) -> argparse.ArgumentParser:
+    from cpsgd.cli import build_parser
+
+    parser = build_parser(argv)
+    for name in argv:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("argv", [["encode"], ["decode"], ["info"], ["poses", "compress"], ["poses", "decompress"],
+                                  ["masks", "estimate"], ["masks", "compress"]])
+def test_every_option_says_what_it_does(argv: list[str]) -> None:
+    parser = _sub_parser(argv)
+    silent = [a.dest for a in parser._actions if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert silent == []
+
+
+def test_help_shows_defaults_and_the_presets_rates() -> None:
+    text = " ".join(_sub_parser(["encode"]).format_help().split())
+    assert "maximum frames per group of pictures (default 25)" in text
+    assert "tiny 0.0005, low 0.0015, medium 0.003, high 0.005" in text
+    assert "(av1, avif, webp; default av1)" in text
+
+
+def test_the_command_line_loads_no_stage_until_a_command_runs() -> None:
+    heavy = ("torch", "matplotlib", "cv2", "scipy", "skimage", "av", "diffusers")
+    probe = (
+        "import sys\n"
+        "from cpsgd.cli import build_parser\n"
+        "loaded = lambda: sorted(m for m in {heavy!r} if m in sys.modules)\n"
+        "build_parser([]); build_parser(['info'])\n"
+        "print(loaded())\n"
+        "build_parser(['encode']); build_parser(['decode'])\n"
+        "print(loaded())\n"
+    ).format(heavy=heavy)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    top_level, encode_decode = result.stdout.splitlines()
+    assert top_level == "[]"
+    # Parsing encode/decode options may load OpenCV and PyAV (option helpers live beside their
+    # stages), never torch, SciPy or matplotlib.
+    assert not {"torch", "matplotlib", "scipy", "skimage", "diffusers"} & set(eval(encode_decode))
+
+
+def test_built_in_backends_load_when_first_asked_for() -> None:
+    from cpsgd.generators import GENERATORS
+    from cpsgd.poses import POSE_CODECS, POSE_ESTIMATORS
+
+    for registry in (GENERATORS, POSE_CODECS, POSE_ESTIMATORS):
+        for name in registry.names():
+            assert registry.get(name).name == name
+    assert POSE_CODECS.by_code(1).name == "compact"

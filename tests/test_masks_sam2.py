@@ -32,7 +32,7 @@ class FixedBoxes:
 
 
 def test_tiny_random_sam2_runs_the_video_predictor():
-    pytest.importorskip("sam2", reason="the sam2 extra is not installed")
+    pytest.importorskip("sam2", reason="the sam2 package is not installed (the extra does not bring it: see the README, Optional backends)")
     import torch
 
     from cpsgd.masks.sam2_segmenter import DEFAULT_CONFIG, Sam2Segmenter, build_predictor

@@ -1,30 +1,23 @@
-"""The `cpsgd` command line. A user error prints one line and exits with status 2."""
+"""The `cpsgd` command line. A user error prints one line and exits with status 2.
+
+Only the sub-command named on the command line is built and imported, so that `cpsgd --help`,
+`cpsgd info` and error messages start quickly; the stages (torch, OpenCV, SciPy, ...) load when
+a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from cpsgd import __version__
-from cpsgd.bitstream.container import BitstreamReader
-from cpsgd.bitstream.info import format_table, inspect_stream
-from cpsgd.batch import add_batch_command
-from cpsgd.bench import add_bench_command
-from cpsgd.cli_options import add_encoder_options, add_generator_options, encoder_config_from_args, frame_rate_from_args
 from cpsgd.errors import BitstreamError, CpsgdError, InputError
-from cpsgd.generators import GENERATORS
-from cpsgd.masks.cli import add_mask_commands, add_sam2_options, make_segmenter
-from cpsgd.masks.io import MaskFolder
-from cpsgd.pipeline import decode_gops, encode_video
-from cpsgd.poses import load_poses
-from cpsgd.poses.cli import add_pose_commands
-from cpsgd.synth import add_synth_command
-from cpsgd.training import add_train_command
-from cpsgd.video import open_video, open_writer
-from cpsgd.video.writer import check_output, commit_path, temporary_path
+
+STREAM_SUFFIX = ".cpsgd"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,11 +27,36 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after every option that has a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _existing(text: str) -> Path:
+    """An input path, checked while parsing so that a typo fails before the stages load."""
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return Path(text)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _add_encode(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="compress a video")
-    p.add_argument("input", type=Path, help="video file, .y4m, or folder of PNG/JPEG frames")
-    p.add_argument("-o", "--output", type=Path, required=True, help="the .cpsgd file to write")
+    from cpsgd.cli_options import add_encoder_options, add_raw_input_options
+    from cpsgd.masks.cli import add_sam2_options
+
+    p = sub.add_parser("encode", help=COMMANDS["encode"][0], formatter_class=DefaultsHelpFormatter)
+    p.add_argument("input", type=_existing, help="video file (anything FFmpeg reads), .y4m, raw .yuv (with --raw-size), "
+                   "folder of PNG/JPEG frames, or a DAVIS JPEGImages/480p/<sequence> folder")
+    p.add_argument("-o", "--output", type=Path, required=True, help=f"the {STREAM_SUFFIX} file to write")
     add_encoder_options(p)
+    add_raw_input_options(p)
     p.add_argument("--poses", type=Path, help="camera poses to send instead of estimating them "
                    "(RealEstate10K, TUM, or a COLMAP text model folder; one pose per frame)")
     p.add_argument("--masks", type=Path, help="foreground masks to send instead of segmenting "
@@ -50,10 +68,22 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
+    from cpsgd.cli_options import encoder_config_from_args, frame_rate_from_args, raw_format_from_args
+    from cpsgd.video import open_video
+    from cpsgd.video.writer import check_output, commit_path, temporary_path
+
+    if args.output.suffix.lower() != STREAM_SUFFIX:
+        raise InputError(f"OUT must be a {STREAM_SUFFIX} file, not {args.output.name} (decode writes videos)")
     check_output(args.output, args.force)
     config = encoder_config_from_args(args)
-    fps = frame_rate_from_args(args)
-    source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
+    source = open_video(args.input, size=config.size, max_frames=config.max_frames,
+                        fps=frame_rate_from_args(args), raw=raw_format_from_args(args))
+    # The stages load once the options and the input have passed their checks.
+    from cpsgd.masks.cli import make_segmenter
+    from cpsgd.masks.io import MaskFolder
+    from cpsgd.pipeline import encode_video
+    from cpsgd.poses import load_poses
+
     trajectory = load_poses(args.poses) if args.poses else None
     masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
     segmenter = make_segmenter(args) if config.segmenter == "sam2" and not args.masks else None
@@ -65,18 +95,20 @@ def cmd_encode(args: argparse.Namespace) -> None:
         tmp.unlink(missing_ok=True)
     if not args.quiet:
         print(
-            f"{args.output}: {report.num_frames} frames {report.width}x{report.height} in "
-            f"{len(report.gops)} GoPs, {report.total_bytes:,} bytes, {report.bpp:.5f} BPP"
+            f"{args.output}: {plural(report.num_frames, 'frame')} {report.width}x{report.height} in "
+            f"{plural(len(report.gops), 'GoP')}, {report.total_bytes:,} bytes, {report.bpp:.5f} BPP"
         )
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("decode", help="regenerate a video from a .cpsgd file")
-    p.add_argument("input", type=Path)
+    from cpsgd.cli_options import add_generator_options
+
+    p = sub.add_parser("decode", help=COMMANDS["decode"][0], formatter_class=DefaultsHelpFormatter)
+    p.add_argument("input", type=_existing, help=f"the {STREAM_SUFFIX} file to decode")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder of PNGs, or .mp4/.mkv/.y4m")
     p.add_argument("--keep-going", action="store_true", help="skip damaged GoPs and write the rest")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_generator_options(p)
     p.set_defaults(handler=cmd_decode)
 
@@ -89,6 +121,11 @@ def _open_stream(path: Path):
 
 def cmd_decode(args: argparse.Namespace) -> None:
     from tqdm import tqdm
+
+    from cpsgd.bitstream.container import BitstreamReader
+    from cpsgd.generators import GENERATORS
+    from cpsgd.pipeline import decode_gops
+    from cpsgd.video import open_writer
 
     generator = GENERATORS.get(args.generator).from_cli_args(args)
     damaged: list[str] = []
@@ -117,14 +154,16 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="exact bits per part and per GoP")
-    p.add_argument("input", type=Path)
+    p = sub.add_parser("info", help=COMMANDS["info"][0])
+    p.add_argument("input", type=Path, help=f"the {STREAM_SUFFIX} file to read")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-gops", action="store_true", help="totals only")
     p.set_defaults(handler=cmd_info)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
+    from cpsgd.bitstream.info import format_table, inspect_stream
+
     with _open_stream(args.input) as file:
         info = inspect_stream(file)
     if args.json:
@@ -134,7 +173,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="synthesise a clip, encode, decode, and show the result")
+    p = sub.add_parser("demo", help=COMMANDS["demo"][0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("-o", "--output", type=Path, default=Path("cpsgd-demo"), help="folder for the demo's files")
     p.add_argument("--force", action="store_true", help="reuse an output folder the demo did not make")
     p.set_defaults(handler=cmd_demo)
@@ -146,20 +185,41 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.output, force=args.force)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="cpsgd", description=__doc__)
+# name: (one line for `cpsgd --help`, the function that adds the full sub-command, or its "module:name")
+COMMANDS: dict[str, tuple[str, Callable[[argparse._SubParsersAction], object] | str]] = {
+    "encode": ("compress a video", _add_encode),
+    "decode": ("regenerate a video from a .cpsgd file", _add_decode),
+    "info": ("exact bits per part and per GoP", _add_info),
+    "demo": ("synthesise a clip, encode, decode, and show the result", _add_demo),
+    "synth": ("render a synthetic clip with exact ground truth", "cpsgd.synth.cli:add_synth_command"),
+    "poses": ("camera trajectories: estimate, compress, decompress", "cpsgd.poses.cli:add_pose_commands"),
+    "masks": ("moving-object masks: estimate, compress, decompress", "cpsgd.masks.cli:add_mask_commands"),
+    "bench": ("rate-distortion benchmark against x264, x265 and SVT-AV1", "cpsgd.bench.cli:add_bench_command"),
+    "batch": ("encode or decode a folder or manifest of videos", "cpsgd.batch.cli:add_batch_command"),
+    "train": ("train the diffusion generator's adapters (GPU)", "cpsgd.training:add_train_command"),
+}
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser, with the full options of the sub-command named in ``argv`` (the others listed only)."""
+    parser = OneLineParser(prog="cpsgd", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"cpsgd {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add in (
-        _add_encode, _add_decode, _add_info, _add_demo, add_synth_command,
-        add_pose_commands, add_mask_commands, add_bench_command, add_batch_command, add_train_command,
-    ):
-        add(sub)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")
+    named = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, (summary, adder) in COMMANDS.items():
+        if name == named:
+            if isinstance(adder, str):
+                module, _, function = adder.partition(":")
+                adder = getattr(importlib.import_module(module), function)
+            adder(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.handler(args) or 0
     except CpsgdError as exc:

@@ -1,35 +1,67 @@
-"""Command-line options shared by `cpsgd encode`/`decode` and `cpsgd batch`."""
+"""Command-line options shared by `cpsgd encode`/`decode` and `cpsgd batch`.
+
+Building these options imports no stage: the backend names come from the registries only when
+argparse checks a value or prints help.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import re
 from fractions import Fraction
+from typing import TYPE_CHECKING, Iterator
 
 from cpsgd.errors import InputError
-from cpsgd.generators import GENERATORS
-from cpsgd.generators.diffusion import add_diffusion_decode_args
-from cpsgd.intra import INTRA_CODECS
-from cpsgd.masks import MASK_CODECS, SEGMENTERS
-from cpsgd.pipeline import PRESETS, EncoderConfig
-from cpsgd.poses import POSE_CODECS, POSE_ESTIMATORS
+from cpsgd.pipeline.config import DEFAULT_PRESET, PRESETS, EncoderConfig
+
+if TYPE_CHECKING:
+    from cpsgd.video.reader import RawFormat
+
+
+class BackendNames:
+    """A stage registry's backend names (plus ``extra`` ones such as "none") as argparse ``choices``."""
+
+    def __init__(self, package: str, registry: str, *extra: str) -> None:
+        self.package, self.registry, self.extra = package, registry, extra
+
+    def _names(self) -> list[str]:
+        return [*getattr(importlib.import_module(self.package), self.registry).names(), *self.extra]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+def _backend_option(p: argparse.ArgumentParser, flag: str, names: BackendNames, default: str, what: str) -> None:
+    # A metavar keeps argparse from listing the choices (importing the stage) while it builds.
+    p.add_argument(flag, default=default, choices=names, metavar="NAME", help=f"{what} (%(choices)s; default %(default)s)")
 
 
 def add_encoder_options(p: argparse.ArgumentParser) -> None:
     """Everything that goes into an `EncoderConfig` (and the frame rate of frame folders)."""
+    rates = ", ".join(f"{name} {preset.bpp:g}" for name, preset in PRESETS.items())
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--bpp", type=float, help="target bits per pixel (default: the medium preset, 0.003)")
-    rate.add_argument("--preset", choices=sorted(PRESETS), help="named operating point")
-    p.add_argument("--gop", type=int, default=25, help="maximum frames per group of pictures")
+    rate.add_argument("--bpp", type=float,
+                      help=f"target bits per pixel (default: the {DEFAULT_PRESET} preset's, {PRESETS[DEFAULT_PRESET].bpp:g})")
+    rate.add_argument("--preset", choices=list(PRESETS), help=f"named operating point, in BPP: {rates}")
+    p.add_argument("--gop", type=int, default=EncoderConfig.gop,
+                   help="maximum frames per group of pictures (default %(default)s)")
     p.add_argument("--size", type=int, help="center-crop to a square and resize to SIZE (paper: 512)")
     p.add_argument("--frames", type=int, help="encode at most this many frames")
-    p.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
+    p.add_argument("--fps", type=float, help="frame rate of a folder of frames or a raw .yuv file (default 25)")
     p.add_argument("--caption", help="text description sent with the video")
-    p.add_argument("--intra-codec", default="av1", choices=INTRA_CODECS.names())
+    _backend_option(p, "--intra-codec", BackendNames("cpsgd.intra", "INTRA_CODECS"), "av1",
+                    "image codec of each GoP's intra picture")
     p.add_argument("--intra-quality", type=int, help="fixed intra quality (0-100) instead of a budget")
-    p.add_argument("--pose-estimator", default="flow", choices=[*POSE_ESTIMATORS.names(), "none"])
-    p.add_argument("--pose-codec", default="compact", choices=POSE_CODECS.names())
-    p.add_argument("--segmenter", default="motion", choices=[*SEGMENTERS.names(), "none"])
-    p.add_argument("--mask-codec", default="cabac", choices=MASK_CODECS.names())
+    _backend_option(p, "--pose-estimator", BackendNames("cpsgd.poses", "POSE_ESTIMATORS", "none"), "flow",
+                    "camera pose estimator; none sends no poses unless --poses gives them")
+    _backend_option(p, "--pose-codec", BackendNames("cpsgd.poses", "POSE_CODECS"), "compact", "camera pose codec")
+    _backend_option(p, "--segmenter", BackendNames("cpsgd.masks", "SEGMENTERS", "none"), "motion",
+                    "moving-object segmenter; none sends no masks unless --masks gives them")
+    _backend_option(p, "--mask-codec", BackendNames("cpsgd.masks", "MASK_CODECS"), "cabac", "mask video codec")
     p.add_argument("--no-object-motion", action="store_true",
                    help="send no object motion: the decoder moves objects by their masks' shapes alone")
     p.add_argument("--no-geometry", action="store_true", help="send no scene-geometry side channel")
@@ -44,6 +76,24 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
                    help="a rendered frame this many dB below the GoP's first predicted frame proposes a new "
                    "GoP, kept when it renders better; lower cuts more often: higher PSNR and MS-SSIM, "
                    "blurrier intra frames (default %(default)s)")
+
+
+def add_raw_input_options(p: argparse.ArgumentParser) -> None:
+    """How to read a headerless .yuv file (MCL-JCV and friends), as ffmpeg's -video_size/-pix_fmt."""
+    p.add_argument("--raw-size", metavar="WxH", help="frame size of a raw .yuv input, e.g. 1920x1080")
+    p.add_argument("--pix-fmt", default="yuv420p", help="pixel format of a raw .yuv input: yuv420p, yuv422p, "
+                   "yuv444p or gray, 8-bit or 10-bit little-endian (yuv420p10le, ...) (default %(default)s)")
+
+
+def raw_format_from_args(args: argparse.Namespace) -> RawFormat | None:
+    from cpsgd.video.reader import RawFormat
+
+    if args.raw_size is None:
+        return None
+    match = re.fullmatch(r"(\d+)[xX](\d+)", args.raw_size)
+    if not match:
+        raise InputError(f"--raw-size {args.raw_size!r} is not WIDTHxHEIGHT (e.g. 1920x1080)")
+    return RawFormat(int(match[1]), int(match[2]), args.pix_fmt)
 
 
 def _factors(text: str) -> tuple[int, ...]:
@@ -75,5 +125,8 @@ def frame_rate_from_args(args: argparse.Namespace) -> Fraction | None:
 
 
 def add_generator_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generator", default="warp", choices=GENERATORS.names())
+    from cpsgd.generators.diffusion import add_diffusion_decode_args
+
+    _backend_option(p, "--generator", BackendNames("cpsgd.generators", "GENERATORS"), "warp",
+                    "decoder-side generator that regenerates the frames")
     add_diffusion_decode_args(p)

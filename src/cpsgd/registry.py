@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Generic, TypeVar
 
 from cpsgd.errors import BitstreamError, InputError
@@ -14,10 +15,14 @@ class Registry(Generic[T]):
 
     ``code`` is the backend's number in the bitstream (0-15, stored in a section's first byte);
     backends that never write a section (estimators, generators) register without one.
+    ``builtins`` maps the names of built-in backends to the modules that register them; such a
+    module is imported when its backend is first asked for, so that importing the stage (for its
+    names, say) does not load every backend's libraries.
     """
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, builtins: dict[str, str] | None = None) -> None:
         self.stage = stage
+        self._builtins = dict(builtins or {})
         self._by_name: dict[str, type[T]] = {}
         self._by_code: dict[int, type[T]] = {}
 
@@ -37,6 +42,8 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> type[T]:
+        if name not in self._by_name and name in self._builtins:
+            importlib.import_module(self._builtins[name])
         try:
             return self._by_name[name]
         except KeyError:
@@ -45,13 +52,16 @@ class Registry(Generic[T]):
             ) from None
 
     def by_code(self, code: int) -> type[T]:
+        if code not in self._by_code:
+            for module in self._builtins.values():
+                importlib.import_module(module)
         try:
             return self._by_code[code]
         except KeyError:
             raise BitstreamError(f"unknown {self.stage} backend code {code}") from None
 
     def names(self) -> list[str]:
-        return sorted(self._by_name)
+        return sorted({*self._builtins, *self._by_name})
 
     def __contains__(self, name: str) -> bool:
-        return name in self._by_name
+        return name in self._by_name or name in self._builtins

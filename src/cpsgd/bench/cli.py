@@ -48,13 +48,14 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--codecs", type=_names(ALL_CODECS), default=DEFAULT_CODECS,
                    help=f"comma-separated, from {', '.join(ALL_CODECS)} (default: {','.join(DEFAULT_CODECS)})")
     p.add_argument("--bpp", type=_floats, default=DEFAULT_TARGETS,
-                   help="target rates: cpsgd's operating points and the summary's columns")
+                   help="target rates: cpsgd's operating points and the summary's columns "
+                   f"(default {','.join(f'{r:g}' for r in DEFAULT_TARGETS)})")
     p.add_argument("--frames", type=int, default=25, help="first frames of each sequence (default 25)")
     p.add_argument("--size", type=int, default=512, help="centre-crop square size (default 512)")
     p.add_argument("--scales", type=lambda t: tuple(int(v) for v in _floats(t)), default=DEFAULT_SCALES,
                    help="anchor encode sizes, upscaled after decoding (default 512,384,256,192,128)")
     p.add_argument("--metrics", type=_names(ALL_METRICS), default=ALL_METRICS,
-                   help=f"comma-separated, from {', '.join(ALL_METRICS)}")
+                   help=f"comma-separated, from {', '.join(ALL_METRICS)} (default: all)")
     p.add_argument("--device", default="cpu", help="torch device for VMAF and learned metrics")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--generator", default="warp", help="cpsgd's decoder-side generator (default warp)")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cpsgd.errors import InputError
-from cpsgd.masks.davis import load_davis_clip
+from cpsgd.masks.davis import davis_level, load_davis_clip
 from cpsgd.video import open_video
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m")
@@ -38,7 +38,7 @@ class Sequence:
 class Source:
     name: str
     path: Path
-    kind: str  # "davis" (root holding JPEGImages/<name>), "frames" (a folder of images) or "video"
+    kind: str  # "davis" (root holding JPEGImages/[480p/]<name>), "frames" (a folder of images) or "video"
 
 
 def find_sources(path: str | Path) -> list[Source]:
@@ -55,7 +55,7 @@ def find_sources(path: str | Path) -> list[Source]:
     if path.is_file():
         return [Source(path.stem, path, "video")]
     if (path / "JPEGImages").is_dir():
-        names = sorted(p.name for p in (path / "JPEGImages").iterdir() if p.is_dir())
+        names = sorted(p.name for p in (path / "JPEGImages" / davis_level(path)).iterdir() if p.is_dir())
         return [Source(n, path, "davis") for n in names]
     videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     if videos:
@@ -65,11 +65,11 @@ def find_sources(path: str | Path) -> list[Source]:
 
 def load_sequence(source: Source, protocol: Protocol = Protocol()) -> Sequence:
     if source.kind == "davis":
-        annotations = source.path / "Annotations" / source.name
-        if annotations.is_dir():
+        level = davis_level(source.path)
+        if (source.path / "Annotations" / level / source.name).is_dir():
             frames, masks = load_davis_clip(source.path, source.name, protocol.frames, protocol.size)
             return Sequence(source.name, frames, DAVIS_FPS, masks)
-        video = open_video(source.path / "JPEGImages" / source.name, protocol.size, protocol.frames)
+        video = open_video(source.path / "JPEGImages" / level / source.name, protocol.size, protocol.frames)
         return Sequence(source.name, video.read_all(), DAVIS_FPS)
     video = open_video(source.path, protocol.size, protocol.frames)
     return Sequence(source.name, video.read_all(), float(video.fps))

@@ -63,8 +63,8 @@ def format_table(info: StreamInfo, per_gop: bool = True) -> str:
     """A plain-text table: bits and BPP per part, like the paper's Table 1."""
     pixels = info.width * info.height * info.num_frames
     lines = [
-        f"{info.width}x{info.height}, {info.num_frames} frames at {info.fps:g} fps, "
-        f"{len(info.gops)} GoPs (max {info.gop_size} frames)",
+        f"{info.width}x{info.height}, {info.num_frames} frame{'' if info.num_frames == 1 else 's'} at "
+        f"{info.fps:g} fps, {len(info.gops)} GoP{'' if len(info.gops) == 1 else 's'} (max {info.gop_size} frames)",
         f"{'part':<14}{'bits':>12}{'BPP':>12}{'share':>9}",
     ]
     for part in PARTS:

@@ -40,4 +40,6 @@ class Generator(ABC):
         """Return (num_frames, height, width, 3) uint8 RGB frames, deterministically."""
 
 
-GENERATORS: Registry[Generator] = Registry("generator")
+GENERATORS: Registry[Generator] = Registry("generator", {
+    "warp": "cpsgd.generators.warp", "hold": "cpsgd.generators.hold", "diffusion": "cpsgd.generators.diffusion",
+})

@@ -35,5 +35,7 @@ class PoseCodec(ABC):
     def decompress(self, data: bytes, num_frames: int) -> Trajectory: ...
 
 
-POSE_ESTIMATORS: Registry[PoseEstimator] = Registry("pose estimator")
-POSE_CODECS: Registry[PoseCodec] = Registry("pose codec")
+POSE_ESTIMATORS: Registry[PoseEstimator] = Registry("pose estimator", {"flow": "cpsgd.poses.flow"})
+POSE_CODECS: Registry[PoseCodec] = Registry(
+    "pose codec", {"paper": "cpsgd.poses.codec_paper", "compact": "cpsgd.poses.codec_compact"}
+)

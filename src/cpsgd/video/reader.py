@@ -16,7 +16,38 @@ from PIL import Image, UnidentifiedImageError
 from cpsgd.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+RAW_SUFFIXES = {".yuv", ".raw"}
 DEFAULT_FPS = Fraction(25)
+# Headerless planar formats (FFmpeg's names): chroma subsampling (x, y), or None for grey, and
+# bytes per sample.
+RAW_PIXEL_FORMATS: dict[str, tuple[tuple[int, int] | None, int]] = {
+    "yuv420p": ((2, 2), 1), "yuv422p": ((2, 1), 1), "yuv444p": ((1, 1), 1), "gray": (None, 1),
+    "yuv420p10le": ((2, 2), 2), "yuv422p10le": ((2, 1), 2), "yuv444p10le": ((1, 1), 2), "gray10le": (None, 2),
+}
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """How to read a headerless .yuv file (FFmpeg's ``-video_size`` and ``-pix_fmt``)."""
+
+    width: int
+    height: int
+    pix_fmt: str = "yuv420p"
+
+    def frame_bytes(self) -> int:
+        if self.pix_fmt not in RAW_PIXEL_FORMATS:
+            raise InputError(f"--pix-fmt {self.pix_fmt!r} is not supported; choose one of: {', '.join(RAW_PIXEL_FORMATS)}")
+        if not (1 <= self.width <= 16384 and 1 <= self.height <= 16384):
+            raise InputError(f"--raw-size {self.width}x{self.height} is out of range (1 to 16384)")
+        subsampling, sample_bytes = RAW_PIXEL_FORMATS[self.pix_fmt]
+        samples = self.width * self.height
+        if subsampling is not None:
+            sx, sy = subsampling
+            samples += 2 * (-(-self.width // sx)) * (-(-self.height // sy))
+        return samples * sample_bytes
+
+    def open_options(self, fps: Fraction) -> dict[str, str]:
+        return {"video_size": f"{self.width}x{self.height}", "pixel_format": self.pix_fmt, "framerate": str(fps)}
 
 
 def to_rgb8(array: np.ndarray) -> np.ndarray:
@@ -71,7 +102,8 @@ class VideoSource:
     size: int | None
     max_frames: int | None
     _frame_files: list[Path] | None = None
-    frame_count_hint: int | None = None  # from the container; may be absent or approximate
+    frame_count_hint: int | None = None  # frames it will give, at most max_frames; may be absent or approximate
+    raw: RawFormat | None = None
 
     def _raw_frames(self) -> Iterator[np.ndarray]:
         if self._frame_files is not None:
@@ -88,7 +120,7 @@ class VideoSource:
                 yield frame
             return
         try:
-            with av.open(str(self.path)) as container:
+            with _open_container(self.path, self.raw, self.fps) as container:
                 for frame in container.decode(video=0):
                     yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as exc:
@@ -118,11 +150,22 @@ class VideoSource:
         return np.stack(frames)
 
 
+def _open_container(path: Path, raw: RawFormat | None, fps: Fraction | None) -> av.container.InputContainer:
+    if raw is None:
+        return av.open(str(path))
+    return av.open(str(path), format="rawvideo", options=raw.open_options(fps or DEFAULT_FPS))
+
+
 def open_video(
-    path: str | Path, size: int | None = None, max_frames: int | None = None, fps: Fraction | None = None
+    path: str | Path,
+    size: int | None = None,
+    max_frames: int | None = None,
+    fps: Fraction | None = None,
+    raw: RawFormat | None = None,
 ) -> VideoSource:
-    """Open a video file (anything FFmpeg reads, .y4m included) or a folder of image frames
-    (sorted by name; non-image files are rejected). ``fps`` overrides the rate of a frame folder."""
+    """Open a video file (anything FFmpeg reads, .y4m included), a headerless .yuv file described by
+    ``raw``, or a folder of image frames (sorted by name; non-image files are rejected). ``fps``
+    overrides the rate of a frame folder or raw file."""
     path = Path(path)
     if size is not None and not 8 <= size <= 8192:
         raise InputError(f"--size {size} is out of range (8 to 8192)")
@@ -133,17 +176,50 @@ def open_video(
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if not p.name.startswith("."))
         others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file()]
+        folders = [p for p in files if p.is_dir()]
+        if (path / "JPEGImages").is_dir():
+            raise InputError(f"{path} is a DAVIS dataset: give one sequence, e.g. {_first_sequence(path)}")
+        if folders and len(folders) == len(files):
+            raise InputError(
+                f"{path} holds folders ({', '.join(p.name for p in folders[:3])}), not frames: give one of them"
+            )
         if others:
             raise InputError(f"{path} holds non-image entries ({', '.join(others[:3])}): give a folder of frames only")
         if not files:
             raise InputError(f"{path} holds no image frames")
         height, width = read_image(files[0]).shape[:2]
         source = VideoSource(path, fps or DEFAULT_FPS, width, height, size, max_frames, files, len(files))
+    elif raw is not None or path.suffix.lower() in RAW_SUFFIXES:
+        source = _probe_raw(path, size, max_frames, fps, raw)
     else:
         source = _probe_file(path, size, max_frames, fps)
     if size:
         source.width = source.height = size
+    if max_frames is not None and source.frame_count_hint is not None:
+        source.frame_count_hint = min(source.frame_count_hint, max_frames)
     return source
+
+
+def _first_sequence(root: Path) -> Path:
+    images = root / "JPEGImages"
+    levels = sorted(p for p in images.iterdir() if p.is_dir())
+    level = next((p for p in levels if p.name == "480p"), None)
+    sequences = sorted(p for p in (level or images).iterdir() if p.is_dir())
+    return sequences[0] if sequences else images / "480p" / "<sequence>"
+
+
+def _probe_raw(path: Path, size: int | None, max_frames: int | None, fps: Fraction | None, raw: RawFormat | None) -> VideoSource:
+    """A headerless file: its frame count follows from its length, which must be whole frames."""
+    if raw is None:
+        raise InputError(f"{path} is raw video: give its frame size with --raw-size WxH (and --pix-fmt, default yuv420p)")
+    frame_bytes, length = raw.frame_bytes(), path.stat().st_size
+    if length == 0 or length % frame_bytes:
+        raise InputError(
+            f"{path} is {length:,} bytes, not a whole number of {raw.width}x{raw.height} {raw.pix_fmt} frames "
+            f"({frame_bytes:,} bytes each): check --raw-size and --pix-fmt"
+        )
+    fps = fps or DEFAULT_FPS
+    return VideoSource(path, fps, raw.width, raw.height, size, max_frames, None, length // frame_bytes, raw)
 
 
 def _probe_file(path: Path, size: int | None, max_frames: int | None, fps: Fraction | None) -> VideoSource:

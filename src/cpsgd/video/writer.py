@@ -1,5 +1,8 @@
 """Frame writers: a folder of PNGs (frame_00000.png, ...), .y4m, or .mp4/.mkv (H.264 via PyAV).
 
+H.264 is written 4:2:0, which every player decodes; 4:2:0 needs even sizes, so an odd width or
+height is padded by one pixel (the last column or row repeated). PNG and .y4m keep the exact size.
+
 Writers write under a temporary name and move it into place on ``close``, so an interrupted run
 never leaves a half-written file under the final name.
 """
@@ -58,6 +61,8 @@ class VideoWriter:
         if self._format is None:
             Image.fromarray(frame).save(self._tmp / f"frame_{self.count:05d}.png", compress_level=3)
         else:
+            if self._format != "yuv4mpegpipe":
+                frame = _pad_to_even(frame)
             if self._container is None:
                 self._open(frame.shape[1], frame.shape[0])
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
@@ -72,8 +77,7 @@ class VideoWriter:
             stream.pix_fmt = "yuv444p"
         else:
             stream = self._container.add_stream("libx264", rate=self.fps)
-            # 4:2:0 (what players expect) needs even sizes; odd sizes keep full chroma instead.
-            stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            stream.pix_fmt = "yuv420p"
             stream.options = {"crf": str(self.quality), "preset": "medium"}
         stream.width, stream.height = width, height
         self._stream = stream
@@ -92,6 +96,13 @@ class VideoWriter:
             shutil.rmtree(self._tmp)
         elif self._tmp.exists():
             self._tmp.unlink()
+
+
+def _pad_to_even(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
 
 def open_writer(path: str | Path, fps: Fraction, force: bool = False) -> VideoWriter:

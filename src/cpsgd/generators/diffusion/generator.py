@@ -289,7 +289,8 @@ def add_diffusion_decode_args(parser: argparse.ArgumentParser) -> None:
         help="trained adapters (camera_adapter/, segmentation_adapter/) from `cpsgd train`",
     )
     group.add_argument(
-        "--dtype", dest="diffusion_dtype", default=defaults.dtype, choices=["auto", "fp16", "bf16", "fp32"]
+        "--dtype", dest="diffusion_dtype", default=defaults.dtype, choices=["auto", "fp16", "bf16", "fp32"],
+        help="weights' precision; auto: fp16 on a GPU, fp32 on the CPU",
     )
     group.add_argument(
         "--device", dest="diffusion_device", default=defaults.device, help="auto, cpu, cuda, cuda:1, ..."
@@ -323,7 +324,8 @@ def add_diffusion_decode_args(parser: argparse.ArgumentParser) -> None:
         help="frames shared by consecutive chunks of a long GoP",
     )
     group.add_argument(
-        "--attention", dest="diffusion_attention", default=defaults.attention, choices=ATTENTION_CHOICES
+        "--attention", dest="diffusion_attention", default=defaults.attention, choices=ATTENTION_CHOICES,
+        help="sdpa: PyTorch's fused attention; math: plain; sliced: bounded memory",
     )
     group.add_argument(
         "--forward-chunking",
@@ -331,12 +333,14 @@ def add_diffusion_decode_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run feed-forward layers in chunks to save memory",
     )
-    group.add_argument("--seed", dest="diffusion_seed", type=int, default=defaults.seed)
+    group.add_argument("--seed", dest="diffusion_seed", type=int, default=defaults.seed, help="noise seed")
     group.add_argument(
-        "--motion-bucket", dest="diffusion_motion_bucket", type=int, default=defaults.motion_bucket_id
+        "--motion-bucket", dest="diffusion_motion_bucket", type=int, default=defaults.motion_bucket_id,
+        help="SVD's motion conditioning (higher: more motion)",
     )
     group.add_argument(
-        "--noise-aug", dest="diffusion_noise_aug", type=float, default=defaults.noise_aug_strength
+        "--noise-aug", dest="diffusion_noise_aug", type=float, default=defaults.noise_aug_strength,
+        help="noise added to the conditioning picture",
     )
     group.add_argument(
         "--guidance",
