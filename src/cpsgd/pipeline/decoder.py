@@ -8,7 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
-from cpsgd.bitstream.container import MAX_DIMENSION, BitstreamReader, Gop, SectionType, StreamHeader
+from cpsgd.bitstream.container import BitstreamReader, Gop, SectionType, StreamHeader
 from cpsgd.errors import BitstreamError
 from cpsgd.geometry import GEOMETRY_CODECS
 from cpsgd.generators import GENERATORS, Generator, GopConditions
@@ -17,6 +17,10 @@ from cpsgd.masks.base import MASK_CODECS
 from cpsgd.objects import OBJECT_MOTION_CODECS
 from cpsgd.poses.base import POSE_CODECS
 from cpsgd.text import decode_caption
+
+
+# A mosaic canvas may reach this many times the frame's size (the encoder's reaches 2x)
+MAX_CANVAS_FACTOR = 3
 
 
 @dataclass
@@ -28,28 +32,37 @@ class DecodedGop:
 
 
 def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> GopConditions:
-    """Turn one GoP's sections into the generator's inputs (no generation)."""
+    """Turn one GoP's sections into the generator's inputs (no generation). Sizes a section
+    declares are checked against the stream's frame size before they drive any work."""
     intra = gop.find(SectionType.INTRA)
     if intra is None:
         raise BitstreamError(f"GoP {gop.index} has no intra section")
-    image = decode_intra(intra.payload, intra.backend)
-    if image.shape[0] > MAX_DIMENSION or image.shape[1] > MAX_DIMENSION:
-        raise BitstreamError(f"GoP {gop.index}: intra picture too large")
+    height, width = header.height, header.width
+    geometry = gop.find(SectionType.GEOMETRY)
+    scene = None if geometry is None else GEOMETRY_CODECS.by_code(geometry.backend)().decompress(geometry.payload)
+    picture = (height, width)
+    if scene is not None and scene.layout is not None:
+        layout = scene.layout
+        if layout.width > MAX_CANVAS_FACTOR * width or layout.height > MAX_CANVAS_FACTOR * height:
+            raise BitstreamError(
+                f"GoP {gop.index}: mosaic of {layout.width}x{layout.height} exceeds {MAX_CANVAS_FACTOR}x the frame"
+            )
+        if not layout.contains_frame(height, width):
+            raise BitstreamError(f"GoP {gop.index}: mosaic layout does not contain the frame")
+        picture = layout.image_shape
+    image = decode_intra(intra.payload, intra.backend, max_size=(picture[1], picture[0]))
     text = gop.find(SectionType.TEXT)
     if text is not None:
         caption = decode_caption(text.backend, text.payload)
-    conditions = GopConditions(gop.num_frames, header.height, header.width, image, caption=caption)
+    conditions = GopConditions(gop.num_frames, height, width, image, caption=caption)
+    if scene is not None:
+        conditions.side_channels["geometry"] = scene
     poses = gop.find(SectionType.POSES)
     if poses is not None:
         conditions.trajectory = POSE_CODECS.by_code(poses.backend)().decompress(poses.payload, gop.num_frames)
-    geometry = gop.find(SectionType.GEOMETRY)
-    if geometry is not None:
-        conditions.side_channels["geometry"] = GEOMETRY_CODECS.by_code(geometry.backend)().decompress(geometry.payload)
     masks = gop.find(SectionType.MASKS)
     if masks is not None:
-        conditions.masks = MASK_CODECS.by_code(masks.backend)().decompress(
-            masks.payload, gop.num_frames, header.height, header.width
-        )
+        conditions.masks = MASK_CODECS.by_code(masks.backend)().decompress(masks.payload, gop.num_frames, height, width)
     objects = gop.find(SectionType.OBJECTS)
     if objects is not None:
         if conditions.masks is None:
@@ -61,14 +74,16 @@ def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> Go
 
 
 def decode_gops(reader: BitstreamReader, generator: Generator, keep_going: bool = False) -> Iterator[DecodedGop]:
-    """Decode GoP by GoP. With ``keep_going`` a damaged GoP is yielded with ``damage`` set and
-    no frames, and decoding goes on with the next; otherwise the first damage raises."""
+    """Decode GoP by GoP. With ``keep_going`` a damaged GoP (one whose sections, or the
+    generator on them, raise ``BitstreamError``) is yielded with ``damage`` set and no frames, and
+    decoding goes on with the next; otherwise the first damage raises."""
     caption: str | None = None
     for gop in reader.gops(keep_going):
         try:
             if gop.damage:
                 raise BitstreamError(gop.damage)
             conditions = decode_conditions(gop, reader.header, caption)
+            frames = generator.generate(conditions)
         except BitstreamError as exc:
             message = str(exc) if str(exc).startswith("GoP ") else f"GoP {gop.index}: {exc}"
             if not keep_going:
@@ -76,7 +91,6 @@ def decode_gops(reader: BitstreamReader, generator: Generator, keep_going: bool 
             yield DecodedGop(gop.index, None, None, message)
             continue
         caption = conditions.caption
-        frames = generator.generate(conditions)
         expected = (gop.num_frames, reader.header.height, reader.header.width, 3)
         if frames.shape != expected or frames.dtype != np.uint8:
             raise RuntimeError(f"generator {generator.name} returned {frames.shape}, expected {expected}")

@@ -3,6 +3,7 @@ grow with the length of the video."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +18,13 @@ from cpsgd.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_FPS = Fraction(25)
+
+
+def frame_order(path: Path) -> tuple:
+    """Sort key of a frame file: numbers in its name compare as numbers, so frame_99999.png
+    comes before frame_100000.png (and frame_2.png before frame_10.png)."""
+    parts = re.split(r"(\d+)", path.name)
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in parts if part), path.name
 
 
 def to_rgb8(array: np.ndarray) -> np.ndarray:
@@ -131,7 +139,7 @@ def open_video(
     if not path.exists():
         raise InputError(f"{path} does not exist")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        files = sorted((p for p in path.iterdir() if not p.name.startswith(".")), key=frame_order)
         others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file()]
         if others:
             raise InputError(f"{path} holds non-image entries ({', '.join(others[:3])}): give a folder of frames only")
