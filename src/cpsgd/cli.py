@@ -98,13 +98,13 @@ def cmd_decode(args: argparse.Namespace) -> None:
         writer = open_writer(args.output, header.fps, args.force, header.num_frames, inputs=(args.input,))
         try:
             with tqdm(total=reader.header.num_frames, unit="frame", desc="decode", disable=args.quiet, leave=False) as bar:
-                for gop in decode_gops(reader, generator, keep_going=args.keep_going):
+                for gop in decode_gops(reader, generator, keep_going=args.keep_going, lazy=True):
                     if gop.frames is None:
                         damaged.append(gop.damage or f"GoP {gop.index}")
                         continue
                     for frame in gop.frames:
                         writer.write(frame)
-                    bar.update(len(gop.frames))
+                        bar.update(1)
             if not writer.count:
                 raise BitstreamError(f"no GoP could be decoded (first: {damaged[0]}): nothing written")
         except BaseException:

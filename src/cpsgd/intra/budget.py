@@ -95,7 +95,9 @@ class IntraSearch:
         if key not in self._coded:
             height, width = self.image.shape[:2]
             if scale not in self._small:
-                self._small[scale] = resample(self.image, max(8, round(width / scale)), max(8, round(height / scale)))
+                # at least 8 px a side (the image codecs' blocks), never more than the picture
+                small = (min(width, max(8, round(width / scale))), min(height, max(8, round(height / scale))))
+                self._small[scale] = resample(self.image, *small)
             coded = self.codec.encode(self._small[scale], quality)
             decoded = resample(self.codec.decode(coded), width, height)
             payload = _payload(width, height, coded)

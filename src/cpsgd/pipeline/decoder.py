@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from itertools import chain
 from typing import Iterator
 
 import numpy as np
@@ -26,7 +27,7 @@ MAX_CANVAS_FACTOR = 3
 @dataclass
 class DecodedGop:
     index: int
-    frames: np.ndarray | None  # None: the GoP was damaged and skipped (keep_going)
+    frames: np.ndarray | Iterator[np.ndarray] | None  # iterator: lazy; None: damaged, skipped (keep_going)
     conditions: GopConditions | None
     damage: str | None = None
 
@@ -73,17 +74,26 @@ def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> Go
     return conditions
 
 
-def decode_gops(reader: BitstreamReader, generator: Generator, keep_going: bool = False) -> Iterator[DecodedGop]:
+def decode_gops(
+    reader: BitstreamReader, generator: Generator, keep_going: bool = False, lazy: bool = False
+) -> Iterator[DecodedGop]:
     """Decode GoP by GoP. With ``keep_going`` a damaged GoP (one whose sections, or the
     generator on them, raise ``BitstreamError``) is yielded with ``damage`` set and no frames, and
-    decoding goes on with the next; otherwise the first damage raises."""
+    decoding goes on with the next; otherwise the first damage raises. With ``lazy`` each GoP's
+    ``frames`` is an iterator of its frames, to be used up before the next GoP: memory then holds
+    one frame instead of the GoP (a generator error past the first frame is not skipped)."""
     caption: str | None = None
+    height, width = reader.header.height, reader.header.width
     for gop in reader.gops(keep_going):
         try:
             if gop.damage:
                 raise BitstreamError(gop.damage)
             conditions = decode_conditions(gop, reader.header, caption)
-            frames = generator.generate(conditions)
+            if lazy:
+                frames = generator.frames(conditions)
+                first = next(frames, None)  # the generator's own checks run here
+            else:
+                frames = generator.generate(conditions)
         except BitstreamError as exc:
             message = str(exc) if str(exc).startswith("GoP ") else f"GoP {gop.index}: {exc}"
             if not keep_going:
@@ -91,10 +101,22 @@ def decode_gops(reader: BitstreamReader, generator: Generator, keep_going: bool 
             yield DecodedGop(gop.index, None, None, message)
             continue
         caption = conditions.caption
-        expected = (gop.num_frames, reader.header.height, reader.header.width, 3)
-        if frames.shape != expected or frames.dtype != np.uint8:
-            raise RuntimeError(f"generator {generator.name} returned {frames.shape}, expected {expected}")
+        if lazy:
+            frames = _checked(generator.name, chain([first] if first is not None else [], frames), gop.num_frames, height, width)
+        elif frames.shape != (gop.num_frames, height, width, 3) or frames.dtype != np.uint8:
+            raise RuntimeError(f"generator {generator.name} returned {frames.shape}, expected {(gop.num_frames, height, width, 3)}")
         yield DecodedGop(gop.index, frames, conditions)
+
+
+def _checked(name: str, frames: Iterator[np.ndarray], count: int, height: int, width: int) -> Iterator[np.ndarray]:
+    made = 0
+    for frame in frames:
+        if frame.shape != (height, width, 3) or frame.dtype != np.uint8 or made == count:
+            raise RuntimeError(f"generator {name} returned frame {made} of {frame.shape}, expected {count} of {(height, width, 3)}")
+        made += 1
+        yield frame
+    if made != count:
+        raise RuntimeError(f"generator {name} returned {made} frames, expected {count}")
 
 
 def make_generator(name: str, **options: object) -> Generator:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from cpsgd.bitstream.container import MAX_DIMENSION, MAX_GOP_PIXELS
 from cpsgd.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -56,15 +57,25 @@ def square_resize(frame: np.ndarray, size: int, interpolation: int | None = None
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
+def check_frame_size(width: int, height: int, what: object) -> None:
+    """Refuse a frame the codec cannot carry, before its pixels are read."""
+    if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > MAX_GOP_PIXELS:
+        raise InputError(
+            f"{what} is {width}x{height}: frames may be at most {MAX_DIMENSION} px a side and "
+            f"{MAX_GOP_PIXELS:,} pixels (use --size to scale it down)"
+        )
+
+
 def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
+            check_frame_size(image.width, image.height, path)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return to_rgb8(np.asarray(image, dtype=np.int32))
             if image.mode not in ("RGB", "L", "LA", "RGBA"):
                 image = image.convert("RGBA" if "A" in image.mode else "RGB")
             return to_rgb8(np.asarray(image))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from None
 
 
@@ -173,4 +184,5 @@ def _probe_file(path: Path, size: int | None, max_frames: int | None, fps: Fract
         raise InputError(f"{path} has no decodable frames")
     if not width or not height:
         width, height = first.width, first.height
+    check_frame_size(width, height, path)
     return VideoSource(path, fps or Fraction(rate), width, height, size, max_frames, None, count)
