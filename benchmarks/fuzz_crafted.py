@@ -2,7 +2,7 @@
 (see cpsgd.pipeline.crafted), each decoded in a forked child. A stream fails when the decode exits
 with anything but 0 or 2, runs past the time limit, or its peak RSS passes the ceiling.
 
-    python benchmarks/fuzz_crafted.py [--random 64] [--count N] [--time-limit 20] [--rss-limit-mb 1024] [--json]
+    python benchmarks/fuzz_crafted.py [--random 64] [--sample N] [--time-limit 60] [--rss-limit-mb 1024] [--json]
 
 Prints one line per failure, then the totals; exits 1 when any stream failed.
 """
@@ -38,14 +38,16 @@ def seed_stream() -> bytes:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--random", type=int, default=64, help="streams with one absurd value at a random place")
-    parser.add_argument("--count", type=int, help="decode only the first COUNT crafted streams")
+    parser.add_argument("--sample", type=int, help="decode only SAMPLE streams, spread evenly over the list")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--time-limit", type=float, default=20.0, help="seconds a decode may take")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds a decode may take")
     parser.add_argument("--rss-limit-mb", type=float, default=1024.0, help="peak RSS growth a decode may reach")
     parser.add_argument("--json", action="store_true", help="print the totals as one JSON object")
     args = parser.parse_args()
     ceiling = int(args.rss_limit_mb * 2**20)
-    streams = list(crafted_streams(seed_stream(), args.random, args.seed))[: args.count]
+    streams = list(crafted_streams(seed_stream(), args.random, args.seed))
+    if args.sample is not None and args.sample < len(streams):
+        streams = [streams[i * len(streams) // args.sample] for i in range(args.sample)]
     totals = {"streams": 0, "exit_0": 0, "exit_2": 0, "failures": 0, "max_seconds": 0.0, "max_rss_mb": 0.0}
     failures = []
     work = Path(tempfile.mkdtemp(prefix="cpsgd-fuzz-"))

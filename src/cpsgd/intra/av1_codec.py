@@ -9,6 +9,7 @@ decodes them with dav1d. Pictures are encoded by libavif (through Pillow) as BT.
 
 from __future__ import annotations
 
+import errno
 import io
 import struct
 
@@ -84,6 +85,8 @@ class Av1Codec(ImageCodec):
         try:
             frames = context.decode(av.Packet(data)) + context.decode(None)
         except (av.FFmpegError, ValueError) as exc:
+            if getattr(exc, "errno", None) == errno.ERANGE:  # dav1d's answer past max_pixels
+                raise BitstreamError(f"intra picture exceeds {max_width}x{max_height} pixels") from None
             raise BitstreamError(f"intra picture is corrupt: {exc}") from None
         if len(frames) != 1 or frames[0].format.name != "yuv420p":
             raise BitstreamError("intra picture is not one 8-bit 4:2:0 AV1 frame")
