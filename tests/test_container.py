@@ -88,8 +88,10 @@ def _with_header(width: int, height: int, version: int = 1) -> bytes:
 @pytest.mark.parametrize(
     "data, message",
     [
-        (b"", "truncated"),
-        (b"RIFF" + b"\0" * 40, "magic"),
+        (b"", "not a cpsgd file"),  # short or foreign: the same answer
+        (b"RIF", "not a cpsgd file"),
+        (b"RIFF" + b"\0" * 40, "not a cpsgd file"),
+        (MAGIC + b"\1", "file header is truncated"),
         (_with_header(64, 48, version=9), "version"),
         (_with_header(0, 48), "out of range"),
         (_with_header(65535, 65535), "out of range"),

@@ -70,11 +70,11 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
 def cmd_encode(args: argparse.Namespace) -> None:
     from cpsgd.cli_options import encoder_config_from_args, frame_rate_from_args, raw_format_from_args
     from cpsgd.video import open_video
-    from cpsgd.video.writer import check_output, commit_path, temporary_path
+    from cpsgd.video.writer import check_output, commit_path, create_temporary
 
     if args.output.suffix.lower() != STREAM_SUFFIX:
         raise InputError(f"OUT must be a {STREAM_SUFFIX} file, not {args.output.name} (decode writes videos)")
-    check_output(args.output, args.force)
+    args.output = check_output(args.output, args.force, inputs=tuple(p for p in (args.input, args.poses, args.masks) if p))
     config = encoder_config_from_args(args)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames,
                         fps=frame_rate_from_args(args), raw=raw_format_from_args(args))
@@ -87,7 +87,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     trajectory = load_poses(args.poses) if args.poses else None
     masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
     segmenter = make_segmenter(args) if config.segmenter == "sam2" and not args.masks else None
-    tmp = temporary_path(args.output)
+    tmp = create_temporary(args.output)
     try:
         report = encode_video(source, tmp, config, trajectory, masks, not args.quiet, segmenter)
         commit_path(tmp, args.output)
@@ -131,16 +131,19 @@ def cmd_decode(args: argparse.Namespace) -> None:
     damaged: list[str] = []
     with _open_stream(args.input) as file:
         reader = BitstreamReader(file)
-        writer = open_writer(args.output, reader.header.fps, force=args.force)
+        header = reader.header
+        writer = open_writer(args.output, header.fps, args.force, header.num_frames, inputs=(args.input,))
         try:
             with tqdm(total=reader.header.num_frames, unit="frame", desc="decode", disable=args.quiet, leave=False) as bar:
-                for gop in decode_gops(reader, generator, keep_going=args.keep_going):
+                for gop in decode_gops(reader, generator, keep_going=args.keep_going, lazy=True):
                     if gop.frames is None:
                         damaged.append(gop.damage or f"GoP {gop.index}")
                         continue
                     for frame in gop.frames:
                         writer.write(frame)
-                    bar.update(len(gop.frames))
+                        bar.update(1)
+            if not writer.count:
+                raise BitstreamError(f"no GoP could be decoded (first: {damaged[0]}): nothing written")
         except BaseException:
             writer.abort()
             raise

@@ -25,7 +25,7 @@ from cpsgd.bitstream.container import BitstreamReader
 from cpsgd.generators import GENERATORS, Generator
 from cpsgd.pipeline import EncoderConfig, decode_gops, encode_video
 from cpsgd.video import open_video, open_writer
-from cpsgd.video.writer import commit_path, temporary_path
+from cpsgd.video.writer import commit_path, create_temporary
 
 OPERATIONS = ("encode", "decode", "bench")
 DECODE_FORMATS = ("png", "mp4", "mkv", "y4m")
@@ -155,7 +155,7 @@ def run_task(task: Task) -> dict:
     if task.settings.op == "decode":
         row.update(_decode(task))
     else:
-        tmp = temporary_path(task.output)
+        tmp = create_temporary(task.output)
         try:
             row.update(_encode(task, tmp))
             if task.settings.op == "bench":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO, Iterator
 
-from cpsgd.errors import BitstreamError
+from cpsgd.errors import BitstreamError, InputError
 
 MAGIC = b"CPSG"
 VERSION = 1
@@ -37,6 +37,10 @@ MAX_FRAMES = 10_000_000
 MAX_GOP_FRAMES = 1024
 MAX_SECTIONS = 16
 MAX_SECTION_BYTES = 64 << 20
+# A GoP is decoded whole (frames and masks in memory, about 4 bytes a pixel): this bounds what a
+# header can ask for, e.g. 129 frames of 1920x1080, 32 of 3840x2160, 4 of 8192x8192.
+MAX_GOP_PIXELS = 1 << 28
+MAX_RATE_TERM = 2**31 - 1  # frame rate numerator and denominator (FFmpeg's rationals are 32-bit)
 
 
 class SectionType(enum.IntEnum):
@@ -64,6 +68,24 @@ class StreamHeader:
     num_frames: int = 0
     num_gops: int = 0
 
+    def problem(self) -> str | None:
+        """What puts this header out of the limits the reader enforces (None: nothing)."""
+        width, height, gop = self.width, self.height, self.gop_size
+        if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+            return f"frame size {width}x{height} is out of range (1 to {MAX_DIMENSION} a side)"
+        if self.fps <= 0 or max(self.fps.numerator, self.fps.denominator) > MAX_RATE_TERM:
+            return f"frame rate {self.fps} is out of range"
+        if not 1 <= gop <= MAX_GOP_FRAMES:
+            return f"GoP size {gop} is out of range (1 to {MAX_GOP_FRAMES})"
+        if gop * width * height > MAX_GOP_PIXELS:
+            return (
+                f"GoPs of {gop} frames of {width}x{height} exceed the limit of {MAX_GOP_PIXELS:,} pixels "
+                f"a GoP (at this size at most {max(MAX_GOP_PIXELS // (width * height), 1)} frames)"
+            )
+        if self.num_frames > MAX_FRAMES or self.num_gops > self.num_frames or (self.num_frames and not self.num_gops):
+            return f"frame count {self.num_frames} / GoP count {self.num_gops} is out of range"
+        return None
+
     def pack(self) -> bytes:
         return _HEADER.pack(
             self.width, self.height, self.fps.numerator, self.fps.denominator,
@@ -73,15 +95,14 @@ class StreamHeader:
     @classmethod
     def unpack(cls, data: bytes) -> StreamHeader:
         width, height, num, den, gop_size, num_frames, num_gops = _HEADER.unpack(data)
-        if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
-            raise BitstreamError(f"frame size {width}x{height} is out of range")
         if num == 0 or den == 0:
             raise BitstreamError("frame rate is zero")
-        if not 1 <= gop_size <= MAX_GOP_FRAMES:
-            raise BitstreamError(f"GoP size {gop_size} is out of range")
-        if num_frames > MAX_FRAMES or num_gops > num_frames or (num_frames and not num_gops):
-            raise BitstreamError(f"frame count {num_frames} / GoP count {num_gops} is out of range")
-        return cls(width, height, Fraction(num, den), gop_size, num_frames, num_gops)
+        header = cls(width, height, Fraction(num, den), gop_size, num_frames, num_gops)
+        if problem := header.problem():
+            raise BitstreamError(problem)
+        if not num_frames:
+            raise BitstreamError("the stream holds no frames")
+        return header
 
 
 @dataclass(frozen=True)
@@ -134,6 +155,8 @@ class BitstreamWriter:
     """Writes a stream GoP by GoP to a seekable binary file; `close` fills in the counts."""
 
     def __init__(self, file: BinaryIO, header: StreamHeader) -> None:
+        if problem := header.problem():
+            raise InputError(f"cannot code this video: {problem}")
         self._file = file
         self._header = header
         self._frames = 0
@@ -175,9 +198,11 @@ class BitstreamReader:
         file.seek(0, os.SEEK_END)
         self._end = file.tell()
         file.seek(start)
-        head = self._read(HEADER_BYTES, "file header")
-        if head[:4] != MAGIC:
+        # the same answer for any file that does not start like a cpsgd file, whatever its size
+        if self._file.read(len(MAGIC)) != MAGIC:
             raise BitstreamError("not a cpsgd file (bad magic)")
+        file.seek(start)
+        head = self._read(HEADER_BYTES, "file header")
         if head[4] != VERSION:
             raise BitstreamError(f"unsupported cpsgd version {head[4]} (this build reads {VERSION})")
         packed = head[5 : 5 + _HEADER.size]

@@ -61,15 +61,22 @@ def mutate(stream: bytes, rng: np.random.Generator) -> bytes:
 @dataclass
 class FuzzReport:
     tried: int = 0
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)  # decoded, rejected, crashed, too slow
     slowest_s: float = 0.0
+    failures: list[str] = field(default_factory=list)  # the first few, with their mutants
+
+    @property
+    def failed(self) -> int:
+        return self.outcomes["crashed"] + self.outcomes["too slow"]
 
 
 def fuzz_decoder(
-    seeds: list[bytes], count: int, seed: int = 0, generator: str = "hold", time_limit_s: float = 10.0
+    seeds: list[bytes], count: int, seed: int = 0, generator: str = "hold", time_limit_s: float = 10.0,
+    stop_at_failure: bool = True,
 ) -> FuzzReport:
     """Decode ``count`` mutants. Each must decode or raise BitstreamError within the time limit;
-    anything else propagates (with the mutant attached) as a failure."""
+    anything else is a failure: raised at once (as AssertionError, with the mutant), or with
+    ``stop_at_failure`` off counted in the report."""
     rng = np.random.default_rng(seed)
     backend = make_generator(generator)
     report = FuzzReport()
@@ -83,10 +90,18 @@ def fuzz_decoder(
         except BitstreamError:
             report.outcomes["rejected"] += 1
         except Exception as exc:
-            raise AssertionError(f"decoder crashed on a mutant ({mutant.hex()[:200]}...): {exc!r}") from exc
+            failure = f"decoder crashed on a mutant ({mutant.hex()[:200]}...): {exc!r}"
+            if stop_at_failure:
+                raise AssertionError(failure) from exc
+            report.outcomes["crashed"] += 1
+            report.failures.append(failure)
         elapsed = time.perf_counter() - start
         report.slowest_s = max(report.slowest_s, elapsed)
         if elapsed > time_limit_s:
-            raise AssertionError(f"decoder took {elapsed:.1f} s on a mutant ({mutant.hex()[:200]}...)")
+            failure = f"decoder took {elapsed:.1f} s on a mutant ({mutant.hex()[:200]}...)"
+            if stop_at_failure:
+                raise AssertionError(failure)
+            report.outcomes["too slow"] += 1
+            report.failures.append(failure)
         report.tried += 1
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,12 @@ class Generator(ABC):
     @abstractmethod
     def generate(self, conditions: GopConditions) -> np.ndarray:
         """Return (num_frames, height, width, 3) uint8 RGB frames, deterministically."""
+
+    def frames(self, conditions: GopConditions) -> Iterator[np.ndarray]:
+        """The same frames one at a time ((height, width, 3) each). This default generates the GoP
+        whole; generators that work frame by frame override it, so that a decoder writing frames as
+        they come holds one frame, not the GoP."""
+        yield from self.generate(conditions)
 
 
 GENERATORS: Registry[Generator] = Registry("generator", {

@@ -130,6 +130,12 @@ class WarpGenerator(Generator):
         self.config = config or WarpConfig()
 
     def generate(self, conditions: GopConditions) -> np.ndarray:
+        out = np.empty((conditions.num_frames, conditions.height, conditions.width, 3), np.uint8)
+        for i, frame in enumerate(self.frames(conditions)):
+            out[i] = frame
+        return out
+
+    def frames(self, conditions: GopConditions) -> Iterator[np.ndarray]:
         c, cfg = conditions, self.config
         n, h, w = c.num_frames, c.height, c.width
         geometry = c.side_channels.get("geometry")
@@ -146,7 +152,6 @@ class WarpGenerator(Generator):
         motion = c.side_channels.get("objects")
         if motion is not None and not isinstance(motion, ObjectMotion):
             raise TypeError("side channel 'objects' must be an ObjectMotion")
-        out = np.empty((n, h, w, 3), np.uint8)
         objects = self._objects(masks)
         for i, (mx, my) in enumerate(maps):
             # bicubic: bilinear reads at fractional offsets blur the finest detail (VMAF -0.1 to -0.8)
@@ -154,8 +159,7 @@ class WarpGenerator(Generator):
             if objects:
                 sent = {} if motion is None else {label: t[i] for label, t in motion.transforms.items()}
                 frame = self._composite(frame, scene.frame0, masks[i], i, objects, sent)  # type: ignore[index]
-            out[i] = frame
-        return out
+            yield frame
 
     def _poses(self, trajectory: Trajectory | None, n: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """Poses relative to frame 0 and K; a missing or unusable trajectory means a still camera."""

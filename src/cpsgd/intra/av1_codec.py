@@ -9,6 +9,7 @@ decodes them with dav1d. Pictures are encoded by libavif (through Pillow) as BT.
 
 from __future__ import annotations
 
+import errno
 import io
 import struct
 
@@ -71,18 +72,24 @@ class Av1Codec(ImageCodec):
         )
         return _mdat_payload(buffer.getvalue())
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def decode(self, data: bytes, max_size: tuple[int, int] | None = None) -> np.ndarray:
         if not data:
             raise BitstreamError("intra picture is empty")
         context = av.CodecContext.create("libdav1d", "r")
         # One thread: dav1d's worker threads can deadlock when a context is freed after an error
         # (found by the fuzz test), and a single intra picture gains nothing from them.
         context.thread_count = 1
-        context.options = {"max_pixels": str(MAX_DIMENSION * MAX_DIMENSION)}
+        # dav1d refuses a larger frame from its sequence header, before allocating it
+        max_width, max_height = max_size or (MAX_DIMENSION, MAX_DIMENSION)
+        context.options = {"max_pixels": str(max_width * max_height)}
         try:
             frames = context.decode(av.Packet(data)) + context.decode(None)
         except (av.FFmpegError, ValueError) as exc:
+            if getattr(exc, "errno", None) == errno.ERANGE:  # dav1d's answer past max_pixels
+                raise BitstreamError(f"intra picture exceeds {max_width}x{max_height} pixels") from None
             raise BitstreamError(f"intra picture is corrupt: {exc}") from None
         if len(frames) != 1 or frames[0].format.name != "yuv420p":
             raise BitstreamError("intra picture is not one 8-bit 4:2:0 AV1 frame")
+        if frames[0].width > max_width or frames[0].height > max_height:
+            raise BitstreamError(f"intra picture of {frames[0].width}x{frames[0].height} exceeds {max_width}x{max_height}")
         return yuv420_to_rgb(frames[0])

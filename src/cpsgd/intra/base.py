@@ -22,8 +22,9 @@ class ImageCodec(ABC):
         """(H, W, 3) uint8 RGB -> coded bytes."""
 
     @abstractmethod
-    def decode(self, data: bytes) -> np.ndarray:
-        """Coded bytes -> (H, W, 3) uint8 RGB; raises BitstreamError on bad data."""
+    def decode(self, data: bytes, max_size: tuple[int, int] | None = None) -> np.ndarray:
+        """Coded bytes -> (H, W, 3) uint8 RGB; raises BitstreamError on bad data, and on a picture
+        wider or taller than ``max_size`` (width, height) before its pixels are allocated."""
 
 
 INTRA_CODECS: Registry[ImageCodec] = Registry("intra codec")

@@ -56,13 +56,17 @@ def _payload(width: int, height: int, coded: bytes) -> bytes:
     return writer.getvalue()
 
 
-def decode_intra(payload: bytes, backend: int) -> np.ndarray:
+def decode_intra(payload: bytes, backend: int, max_size: tuple[int, int] | None = None) -> np.ndarray:
+    """The intra picture at the size its section declares; ``max_size`` (width, height) bounds
+    that size (the stream's frame or mosaic), checked before anything is decoded."""
     reader = ByteReader(payload, "intra section")
     width = reader.varint(MAX_DIMENSION)
     height = reader.varint(MAX_DIMENSION)
     if not width or not height:
         raise BitstreamError("intra section: zero image size")
-    image = INTRA_CODECS.by_code(backend)().decode(reader.rest())
+    if max_size is not None and (width > max_size[0] or height > max_size[1]):
+        raise BitstreamError(f"intra section: picture of {width}x{height} exceeds {max_size[0]}x{max_size[1]}")
+    image = INTRA_CODECS.by_code(backend)().decode(reader.rest(), (width, height))
     if image.shape[0] > height or image.shape[1] > width:
         raise BitstreamError("intra section: coded image larger than its output size")
     return resample(image, width, height)
@@ -91,7 +95,9 @@ class IntraSearch:
         if key not in self._coded:
             height, width = self.image.shape[:2]
             if scale not in self._small:
-                self._small[scale] = resample(self.image, max(8, round(width / scale)), max(8, round(height / scale)))
+                # at least 8 px a side (the image codecs' blocks), never more than the picture
+                small = (min(width, max(8, round(width / scale))), min(height, max(8, round(height / scale))))
+                self._small[scale] = resample(self.image, *small)
             coded = self.codec.encode(self._small[scale], quality)
             decoded = resample(self.codec.decode(coded), width, height)
             payload = _payload(width, height, coded)

@@ -13,14 +13,15 @@ from cpsgd.errors import BitstreamError
 from cpsgd.intra.base import INTRA_CODECS, ImageCodec
 
 
-def _decode_with_pillow(data: bytes, expected_format: str) -> np.ndarray:
+def _decode_with_pillow(data: bytes, expected_format: str, max_size: tuple[int, int] | None) -> np.ndarray:
+    max_width, max_height = max_size or (MAX_DIMENSION, MAX_DIMENSION)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[expected_format]) as image:
                 # Check the declared size before any pixel is allocated.
-                if max(image.size) > MAX_DIMENSION:
-                    raise BitstreamError(f"intra image size {image.size} exceeds the limit")
+                if image.width > max_width or image.height > max_height:
+                    raise BitstreamError(f"intra image of {image.width}x{image.height} exceeds {max_width}x{max_height}")
                 return np.asarray(image.convert("RGB"))
     except (OSError, ValueError, SyntaxError, RuntimeError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BitstreamError(f"intra image is corrupt: {exc}") from None
@@ -39,8 +40,8 @@ class AvifCodec(ImageCodec):
         Image.fromarray(image).save(buffer, "AVIF", quality=quality, speed=self.speed, max_threads=1)
         return buffer.getvalue()
 
-    def decode(self, data: bytes) -> np.ndarray:
-        return _decode_with_pillow(data, "AVIF")
+    def decode(self, data: bytes, max_size: tuple[int, int] | None = None) -> np.ndarray:
+        return _decode_with_pillow(data, "AVIF", max_size)
 
 
 @INTRA_CODECS.register("webp", code=1)
@@ -50,5 +51,5 @@ class WebpCodec(ImageCodec):
         Image.fromarray(image).save(buffer, "WEBP", quality=quality, method=6)
         return buffer.getvalue()
 
-    def decode(self, data: bytes) -> np.ndarray:
-        return _decode_with_pillow(data, "WEBP")
+    def decode(self, data: bytes, max_size: tuple[int, int] | None = None) -> np.ndarray:
+        return _decode_with_pillow(data, "WEBP", max_size)

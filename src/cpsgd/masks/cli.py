@@ -9,7 +9,7 @@ from cpsgd.errors import InputError
 from cpsgd.masks.base import MASK_CODECS, SEGMENTERS, Segmenter
 from cpsgd.masks.codec import ContextMaskCodec
 from cpsgd.masks.io import compress_mask_dir, decompress_mask_file, write_mask_dir
-from cpsgd.video.writer import check_output, commit_path, temporary_path
+from cpsgd.video.writer import check_output, commit_path, create_temporary
 
 
 def add_mask_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def make_segmenter(args: argparse.Namespace) -> Segmenter:
 def cmd_masks_estimate(args: argparse.Namespace) -> None:
     from cpsgd.video import open_video
 
-    check_output(args.output, args.force)
+    check_output(args.output, args.force, folder=True, inputs=(args.input,))
     if not 1 <= args.gop <= 1024:
         raise InputError(f"--gop {args.gop} is out of range (1 to 1024)")
     segmenter = make_segmenter(args)
@@ -83,11 +83,11 @@ def cmd_masks_estimate(args: argparse.Namespace) -> None:
 
 
 def cmd_masks_compress(args: argparse.Namespace) -> None:
-    check_output(args.output, args.force)
+    args.output = check_output(args.output, args.force, inputs=(args.input,))
     codec_class = MASK_CODECS.get(args.codec)
     codec = ContextMaskCodec(args.factor, args.tolerance) if codec_class is ContextMaskCodec else codec_class()
     data = compress_mask_dir(args.input, codec, args.gop)
-    tmp = temporary_path(args.output)
+    tmp = create_temporary(args.output)
     tmp.write_bytes(data)
     commit_path(tmp, args.output)
 

@@ -44,6 +44,12 @@ _NUM_CONTEXTS = _NUM_KINDS * 16 * _NUM_TEMPORAL
 _SHIFT_CONTEXTS = 8
 _MAX_EG_PREFIX = 16
 _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
+# Decoder work bound: binary decisions (layers x frames x low-resolution pixels) a payload may ask
+# for. An adaptive coder can make a decision cost next to nothing (and reads zeros past its end),
+# so the bound is by payload size: real sections use under 6,000 decisions a byte (15-40 bytes a
+# GoP at 480p, factor 16), and anything up to 4 M decisions (about 1 s) is always allowed.
+_DECISIONS_PER_BYTE = 1 << 16
+_FREE_DECISIONS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -338,17 +344,27 @@ class ContextMaskCodec(MaskCodec):
         out = np.zeros((num_frames, height, width), dtype=np.uint8)
         if not labels or num_frames == 0:
             return out
-        decoder = _Decoder(np.frombuffer(words, dtype="<u4").astype(np.uint32))
         low_shape = low_resolution_shape(height, width, factor)
+        decisions = len(labels) * num_frames * low_shape[0] * low_shape[1]
+        if decisions > max(_FREE_DECISIONS, _DECISIONS_PER_BYTE * len(data)):
+            raise BitstreamError(
+                f"mask section: {len(labels)} layers of {num_frames} frames at {low_shape[1]}x{low_shape[0]} "
+                f"from {len(data)} bytes exceed the decoder's work limit"
+            )
+        decoder = _Decoder(np.frombuffer(words, dtype="<u4").astype(np.uint32))
         try:
             layers = [self._decode_layer(decoder, num_frames, low_shape) for _ in labels]
         except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
             raise BitstreamError(f"mask section: entropy decoding failed ({exc})") from None
         for t in range(num_frames):
-            cover = np.stack([upscale_smooth(layer[t], height, width, factor) for layer in layers])
+            # an empty layer never wins a pixel (its coverage is 0 < 0.5): only the others are upscaled
+            present = [i for i, layer in enumerate(layers) if layer[t].any()]
+            if not present:
+                continue
+            cover = np.stack([upscale_smooth(layers[i][t], height, width, factor) for i in present])
             best = np.argmax(cover, axis=0)
             chosen = np.take_along_axis(cover, best[None], axis=0)[0]
-            out[t] = np.where(chosen >= 0.5, np.asarray(labels, dtype=np.uint8)[best], 0)
+            out[t] = np.where(chosen >= 0.5, np.asarray(labels, dtype=np.uint8)[present][best], 0)
         return out
 
     @staticmethod

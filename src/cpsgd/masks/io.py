@@ -21,10 +21,11 @@ import numpy as np
 from PIL import Image
 
 from cpsgd.bitstream.bytes import ByteReader, ByteWriter
+from cpsgd.bitstream.container import MAX_GOP_PIXELS
 from cpsgd.errors import BitstreamError, InputError
 from cpsgd.masks.base import MASK_CODECS, MaskCodec
-from cpsgd.video.reader import square_resize
-from cpsgd.video.writer import check_output, commit_path, temporary_path
+from cpsgd.video.reader import frame_order, square_resize
+from cpsgd.video.writer import check_output, commit_path, create_temporary, frame_file_name
 
 MAGIC = b"CPSM"
 VERSION = 1
@@ -37,7 +38,7 @@ def mask_files(path: Path) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"mask folder {path} does not exist")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")), key=frame_order)
     if not files:
         raise InputError(f"{path} holds no PNG masks")
     return files
@@ -124,11 +125,8 @@ def write_mask_dir(masks: Iterator[np.ndarray] | np.ndarray, path: str | Path, f
     """Write masks as frame_00000.png, ... (grey 0/255 when binary, palette PNG for label maps).
     The folder appears complete or not at all. Returns the number of frames written."""
     path = Path(path)
-    check_output(path, force)
-    tmp = temporary_path(path)
-    if tmp.exists():  # left over from an interrupted run
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    tmp.mkdir()
+    path = check_output(path, force, folder=True)
+    tmp = create_temporary(path, folder=True)
     palette = _palette()
     count = 0
     try:
@@ -141,7 +139,7 @@ def write_mask_dir(masks: Iterator[np.ndarray] | np.ndarray, path: str | Path, f
                 else:
                     image = Image.fromarray(mask.astype(np.uint8), mode="P")
                     image.putpalette(palette)
-                image.save(tmp / f"frame_{count:05d}.png")
+                image.save(tmp / frame_file_name(count))
                 count += 1
     except BaseException:
         shutil.rmtree(tmp)
@@ -159,6 +157,8 @@ def compress_mask_dir(path: str | Path, codec: MaskCodec, gop: int = 25) -> byte
     height, width = first.shape
     if height > MAX_SIDE or width > MAX_SIDE:
         raise InputError(f"masks of {width}x{height} exceed {MAX_SIDE} pixels a side")
+    if min(gop, len(files)) * height * width > MAX_GOP_PIXELS:
+        raise InputError(f"GoPs of {gop} masks of {width}x{height} exceed {MAX_GOP_PIXELS:,} pixels: use a shorter --gop")
     body = ByteWriter()
     for start in range(0, len(files), gop):
         block = read_mask_dir_files(files[start : start + gop], (height, width))
@@ -195,6 +195,8 @@ def decompress_mask_file(data: bytes) -> Iterator[np.ndarray]:
     frames, height, width, gop = reader.u32(), reader.u16(), reader.u16(), reader.u16()
     if not (0 < frames <= MAX_FRAMES and 0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and 0 < gop <= MAX_GOP):
         raise BitstreamError(f"mask file header out of range ({frames} frames of {width}x{height}, GoP {gop})")
+    if min(gop, frames) * height * width > MAX_GOP_PIXELS:
+        raise BitstreamError(f"mask file: GoPs of {gop} masks of {width}x{height} exceed {MAX_GOP_PIXELS:,} pixels")
     crc = reader.u32()
     body = reader.rest()
     if zlib.crc32(body) != crc:

@@ -26,6 +26,8 @@ import numpy as np
 from cpsgd.errors import InputError
 from cpsgd.masks.base import SEGMENTERS, Segmenter
 
+_MIN_FLOW_SIDE = 32
+
 
 @dataclass(frozen=True)
 class MotionSegmenterConfig:
@@ -136,7 +138,9 @@ class MotionSegmenter(Segmenter):
         n, height, width = frames.shape[:3]
         # Always work at one size, so that flow magnitudes (pixels) mean the same for any input.
         scale = self.config.work_size / max(height, width)
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        # OpenCV's DIS flow crashes (segfault) on images 10-30 px on a side: very wide or tall
+        # inputs get a short side of 32 px at the working resolution
+        size = (max(_MIN_FLOW_SIDE, round(width * scale)), max(_MIN_FLOW_SIDE, round(height * scale)))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         small = np.stack([cv2.resize(f, size, interpolation=interpolation) for f in frames])
         if n == 1:

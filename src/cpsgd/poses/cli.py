@@ -23,7 +23,7 @@ from cpsgd.poses.trajectory import Intrinsics, Trajectory
 
 MAGIC = b"CPSP"
 VERSION = 1
-MAX_VIDEO_FRAMES = 10_000_000
+MAX_VIDEO_FRAMES = 1_000_000  # 11 hours at 25 fps; a trajectory of them takes 128 MB
 
 
 def _check_output(path: Path, force: bool) -> None:

@@ -11,6 +11,8 @@ import brotli
 from cpsgd.errors import BitstreamError
 
 MAX_CAPTION_BYTES = 4096
+# Brotli never grows incompressible data by more than a few bytes per 16 KiB block
+MAX_PAYLOAD_BYTES = MAX_CAPTION_BYTES + 64
 PLAIN, BROTLI = 0, 1  # backend codes in the text section
 
 
@@ -24,13 +26,16 @@ def encode_caption(caption: str) -> tuple[int, bytes]:
 
 
 def decode_caption(backend: int, payload: bytes) -> str:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise BitstreamError(f"text section of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
     if backend == BROTLI:
         try:
             decompressor = brotli.Decompressor()
-            plain = decompressor.process(payload)  # output is bounded below
+            # stops once one byte past the limit is out: a small payload may expand to gigabytes
+            plain = decompressor.process(payload, output_buffer_limit=MAX_CAPTION_BYTES + 1)
         except brotli.error as exc:
             raise BitstreamError(f"text section is corrupt: {exc}") from None
-        if not decompressor.is_finished():
+        if len(plain) <= MAX_CAPTION_BYTES and not decompressor.is_finished():
             raise BitstreamError("text section is truncated")
     elif backend == PLAIN:
         plain = payload

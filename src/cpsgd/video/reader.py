@@ -3,6 +3,7 @@ grow with the length of the video."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from cpsgd.bitstream.container import MAX_DIMENSION, MAX_GOP_PIXELS
 from cpsgd.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -50,6 +52,13 @@ class RawFormat:
         return {"video_size": f"{self.width}x{self.height}", "pixel_format": self.pix_fmt, "framerate": str(fps)}
 
 
+def frame_order(path: Path) -> tuple:
+    """Sort key of a frame file: numbers in its name compare as numbers, so frame_99999.png
+    comes before frame_100000.png (and frame_2.png before frame_10.png)."""
+    parts = re.split(r"(\d+)", path.name)
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in parts if part), path.name
+
+
 def to_rgb8(array: np.ndarray) -> np.ndarray:
     """Grey, grey+alpha, RGBA and 16-bit images -> (H, W, 3) uint8 RGB (alpha is dropped)."""
     if array.dtype == np.uint16 or array.dtype == np.int32:
@@ -79,15 +88,25 @@ def square_resize(frame: np.ndarray, size: int, interpolation: int | None = None
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
+def check_frame_size(width: int, height: int, what: object) -> None:
+    """Refuse a frame the codec cannot carry, before its pixels are read."""
+    if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > MAX_GOP_PIXELS:
+        raise InputError(
+            f"{what} is {width}x{height}: frames may be at most {MAX_DIMENSION} px a side and "
+            f"{MAX_GOP_PIXELS:,} pixels (use --size to scale it down)"
+        )
+
+
 def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
+            check_frame_size(image.width, image.height, path)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return to_rgb8(np.asarray(image, dtype=np.int32))
             if image.mode not in ("RGB", "L", "LA", "RGBA"):
                 image = image.convert("RGBA" if "A" in image.mode else "RGB")
             return to_rgb8(np.asarray(image))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from None
 
 
@@ -174,7 +193,7 @@ def open_video(
     if not path.exists():
         raise InputError(f"{path} does not exist")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        files = sorted((p for p in path.iterdir() if not p.name.startswith(".")), key=frame_order)
         others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file()]
         folders = [p for p in files if p.is_dir()]
         if (path / "JPEGImages").is_dir():
@@ -241,4 +260,5 @@ def _probe_file(path: Path, size: int | None, max_frames: int | None, fps: Fract
         raise InputError(f"{path} has no decodable frames")
     if not width or not height:
         width, height = first.width, first.height
+    check_frame_size(width, height, path)
     return VideoSource(path, fps or Fraction(rate), width, height, size, max_frames, None, count)
