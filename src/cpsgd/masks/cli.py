@@ -32,8 +32,9 @@ def add_mask_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="mask folder (DAVIS annotation layout)")
     p.add_argument("-o", "--output", type=Path, required=True, help="mask file to write (.bin)")
     p.add_argument("--codec", default="cabac", choices=MASK_CODECS.names(), help="mask codec (default cabac)")
-    p.add_argument("--factor", type=int, default=10, help="downscale factor (1 = lossless)")
-    p.add_argument("--tolerance", type=float, default=0.25, help="coverage band left to the model (0..0.5)")
+    p.add_argument("--j-target", type=float, default=0.92, help="mean J (IoU) each GoP keeps; the factor follows")
+    p.add_argument("--factor", type=int, help="a fixed downscale factor instead of --j-target (1 = lossless)")
+    p.add_argument("--tolerance", type=float, default=0.25, help="coverage band left to the model (0..0.5), with --factor")
     p.add_argument("--gop", type=int, default=25, help="frames coded together")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(handler=cmd_masks_compress)
@@ -85,7 +86,12 @@ def cmd_masks_estimate(args: argparse.Namespace) -> None:
 def cmd_masks_compress(args: argparse.Namespace) -> None:
     args.output = check_output(args.output, args.force, inputs=(args.input,))
     codec_class = MASK_CODECS.get(args.codec)
-    codec = ContextMaskCodec(args.factor, args.tolerance) if codec_class is ContextMaskCodec else codec_class()
+    if codec_class is not ContextMaskCodec:
+        codec = codec_class()
+    elif args.factor is not None:
+        codec = ContextMaskCodec(args.factor, args.tolerance)
+    else:
+        codec = ContextMaskCodec(tolerance=args.tolerance, j_target=args.j_target)
     data = compress_mask_dir(args.input, codec, args.gop)
     tmp = create_temporary(args.output)
     tmp.write_bytes(data)

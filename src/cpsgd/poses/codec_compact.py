@@ -12,7 +12,11 @@ from the decoded previous poses and coded with adaptive binary arithmetic coding
   translation-direction error, measured as cpsgd.poses.metrics does, and the largest camera-position
   error), found by bisection; the cheapest spacing/predictor wins.
 - A section over ``CompactConfig.bit_budget`` bits (jittery paths that no predictor follows) is
-  coded again under each looser ``fallbacks`` budget in turn, until one fits; the smallest is kept.
+  coded again under each looser ``fallbacks`` budget in turn, until one fits. If none does, the bits
+  are split: the rotations are coded to ``rotation_floor`` (never looser than 0.05 degree mean) and
+  the camera positions get the bits left, on the finest grid (per knot spacing) that fits, the
+  spacing with the smallest position error winning. Only when the rotations alone leave no room
+  are they, too, fitted to a share of the bits. The smallest coding is kept.
 - Integer residuals are binarised (zero?, sign, unary up to 6, then Exp-Golomb bypass bits); each
   binary decision has adaptive counts per group. The range coder's trailing bytes that the decoder
   does not need (it pads with zeros) are dropped.
@@ -85,10 +89,11 @@ class ErrorBudget:
 class CompactConfig:
     target: ErrorBudget = ErrorBudget(0.04, 0.1, 0.75, 0.005)
     # Over bit_budget bits with the target, looser budgets are tried in turn: first without the
-    # position bound, then still under 0.1 degree mean rotation error and 1 degree translation
-    # direction, the accuracy a GoP needs.
+    # position bound, then 0.05 degree mean rotation error and 1 degree translation direction.
     bit_budget: int = 500
-    fallbacks: tuple[ErrorBudget, ...] = (ErrorBudget(0.04, 0.1, 0.75), ErrorBudget(0.08, 0.25, 1.0))
+    fallbacks: tuple[ErrorBudget, ...] = (ErrorBudget(0.04, 0.1, 0.75), ErrorBudget(0.05, 0.25, 1.0))
+    # Still over: rotations to this budget (its translation term unused), positions get the bits left.
+    rotation_floor: ErrorBudget = ErrorBudget(0.05, 0.25, np.inf)
 
 
 # --- the codec ------------------------------------------------------------------------------
@@ -124,9 +129,25 @@ class _GroupCode:
     def nibble(self) -> int:
         return self.spacing_index | (self.order - 1) << 3
 
+    def knots(self, num_frames: int) -> np.ndarray:
+        return knot_frames(num_frames, _SPACINGS[self.spacing_index])
+
 
 def _rotations(rotvecs: np.ndarray) -> np.ndarray:
     return np.vstack([np.eye(3)[None], Rotation.from_rotvec(rotvecs).as_matrix()])
+
+
+@dataclass
+class _Section:
+    """What one coding of a trajectory needs: the values to code and how to check their errors."""
+
+    intrinsics: Intrinsics
+    num_frames: int
+    rotvecs: np.ndarray  # (N-1, 3)
+    positions: np.ndarray  # (N-1, 3) camera centres / scale
+    log_scale: int
+    rotation_errors: Callable[[np.ndarray], np.ndarray]  # decoded rotvecs -> per-frame degrees
+    direction_errors: Callable[[np.ndarray], np.ndarray]  # decoded positions -> per-frame degrees
 
 
 @POSE_CODECS.register("compact", code=1)
@@ -137,45 +158,100 @@ class CompactPoseCodec(PoseCodec):
     def compress(self, trajectory: Trajectory) -> bytes:
         check_finite(trajectory)
         focal = max(trajectory.intrinsics.fx, trajectory.intrinsics.fy)
-        data = self._encode(trajectory, self.config.target.for_focal(focal))
+        section = self._section(trajectory)
+        limit = self.config.bit_budget
+        data = self._encode(section, self.config.target.for_focal(focal))
         for budget in self.config.fallbacks:
-            if 8 * len(data) <= self.config.bit_budget:
-                break
-            data = min(data, self._encode(trajectory, budget.for_focal(focal)), key=len)
+            if 8 * len(data) <= limit:
+                return data
+            data = min(data, self._encode(section, budget.for_focal(focal)), key=len)
+        if 8 * len(data) > limit:
+            data = min(data, self._encode_within(section, self.config.rotation_floor.for_focal(focal), limit), key=len)
         return data
 
-    def _encode(self, trajectory: Trajectory, budget: ErrorBudget) -> bytes:
+    def _section(self, trajectory: Trajectory) -> _Section:
         k = trajectory.intrinsics
         relative = trajectory.relative_to_first()
-        n = len(relative)
-        flags = 0
-        rotation = translation = None
-        if n > 1:
-            truth = relative.rotations
-            rotvecs = Rotation.from_matrix(truth[1:]).as_rotvec()
-
-            def rotation_ok(decoded: np.ndarray) -> bool:
-                err = rotation_angle_deg(_rotations(decoded) @ np.swapaxes(truth, 1, 2))[1:]
-                return err.mean() <= budget.rotation_mean_deg and err.max() <= budget.rotation_max_deg
-
-            rotation = self._choose(rotvecs, rotation_step, rotation_ok)
-            flags |= _HAS_ROTATION if np.any(rotation.levels) else 0
+        truth = relative.rotations
         centres = camera_centres(relative.world_to_camera)[1:]
-        scale = float(np.linalg.norm(centres, axis=1).max()) if n > 1 else 0.0
-        log_scale = 0
-        if scale > 0:
-            log_scale = int(np.clip(np.round(np.log2(scale) * 256), -32768, 32767))
-            positions = centres / scale
+        scale = float(np.linalg.norm(centres, axis=1).max()) if len(relative) > 1 else 0.0
+        log_scale = int(np.clip(np.round(np.log2(scale) * 256), -32768, 32767)) if scale > 0 else 0
+
+        def rotation_errors(decoded: np.ndarray) -> np.ndarray:
+            return rotation_angle_deg(_rotations(decoded) @ np.swapaxes(truth, 1, 2))[1:]
+
+        def direction_errors(decoded: np.ndarray) -> np.ndarray:
+            w2c = compose_world_to_camera(truth, np.vstack([np.zeros(3), decoded]))
+            return translation_direction_errors_deg(Trajectory(k, w2c), relative)
+
+        return _Section(
+            intrinsics=k,
+            num_frames=len(relative),
+            rotvecs=Rotation.from_matrix(truth[1:]).as_rotvec() if len(relative) > 1 else np.zeros((0, 3)),
+            positions=centres / scale if scale > 0 else np.zeros((0, 3)),
+            log_scale=log_scale,
+            rotation_errors=rotation_errors,
+            direction_errors=direction_errors,
+        )
+
+    def _rotation_within(self, section: _Section, budget: ErrorBudget) -> _GroupCode:
+        def rotation_ok(decoded: np.ndarray) -> bool:
+            err = section.rotation_errors(decoded)
+            return err.mean() <= budget.rotation_mean_deg and err.max() <= budget.rotation_max_deg
+
+        return self._choose(section.rotvecs, rotation_step, rotation_ok)
+
+    def _encode(self, section: _Section, budget: ErrorBudget) -> bytes:
+        rotation = translation = None
+        if section.num_frames > 1:
+            rotation = self._rotation_within(section, budget)
+        if len(section.positions):
+            positions = section.positions
 
             def translation_ok(decoded: np.ndarray) -> bool:
                 if np.abs(decoded - positions).max() > budget.position_max:
                     return False
-                w2c = compose_world_to_camera(relative.rotations, np.vstack([np.zeros(3), decoded]))
-                err = translation_direction_errors_deg(Trajectory(k, w2c), relative)
+                err = section.direction_errors(decoded)
                 return not np.isfinite(err).any() or np.nanmean(err) <= budget.translation_direction_mean_deg
 
             translation = self._choose(positions, position_step, translation_ok)
-            flags |= _HAS_TRANSLATION if np.any(translation.levels) else 0
+        return self._write(section, rotation, translation)
+
+    def _encode_within(self, section: _Section, rotation_budget: ErrorBudget, limit: int) -> bytes:
+        """Rotations to ``rotation_budget``, the camera positions in the bits left of ``limit``
+        (both fitted to shares of it when the rotations alone leave no room). The positions may be
+        sent against 2-8x the distance travelled: the step ladder's coarse end, 1/8 of the scale,
+        would cost a jittery path more bits than are left, and a spline over sparse knots strays
+        by half the distance travelled."""
+        rotation = self._rotation_within(section, rotation_budget)
+        header = 8 * len(self._write(section, None, None)) + 8 + 8 + 24  # + nibbles, steps, scale
+        rotation_bits = ideal_bits(rotation.levels, rotation.order)
+        data = b""
+        for slack in range(8, 72, 8):  # the range coder's last bytes: retry with room for them
+            room = limit - header - slack
+            if rotation_bits > 0.75 * room:
+                rotation = self._fit(section.rotvecs, rotation_step, 0.75 * room, lambda d: section.rotation_errors(d).mean())
+                rotation_bits = ideal_bits(rotation.levels, rotation.order)
+            fits = []
+            for shift in range(4 if section.log_scale + 3 * 256 <= 32767 else 1):
+                positions = section.positions / 2**shift
+                code = self._fit(positions, position_step, room - rotation_bits, lambda d, p=positions: np.abs(d - p).max())
+                decoded = expand_knots(code.levels * position_step(code.step_index), code.knots(section.num_frames), section.num_frames)
+                fits.append((np.abs(decoded - positions).max() * 2**shift, shift, code))
+            _, shift, translation = min(fits, key=lambda f: f[:2])
+            data = self._write(section, rotation, translation, section.log_scale + 256 * shift)
+            if 8 * len(data) <= limit:
+                break
+        return data
+
+    def _write(
+        self, section: _Section, rotation: _GroupCode | None, translation: _GroupCode | None, log_scale: int | None = None
+    ) -> bytes:
+        k = section.intrinsics
+        log_scale = section.log_scale if log_scale is None else log_scale
+        flags = 0
+        flags |= _HAS_ROTATION if rotation is not None and np.any(rotation.levels) else 0
+        flags |= _HAS_TRANSLATION if translation is not None and np.any(translation.levels) else 0
         centred = abs(k.cx - 0.5) < 1e-6 and abs(k.cy - 0.5) < 1e-6
         flags |= 0 if centred else _OFF_CENTRE
 
@@ -201,19 +277,33 @@ class CompactPoseCodec(PoseCodec):
             writer.raw(encode_groups(groups, 2 * CONTEXTS_PER_GROUP, _WHAT))
         return writer.getvalue()
 
+    @staticmethod
+    def _candidates(values: np.ndarray):
+        """(spacing index, knots) for every knot spacing that fits the section's length."""
+        num_frames = len(values) + 1
+        for spacing_index, spacing in enumerate(_SPACINGS):
+            if spacing > 1 and spacing >= num_frames - 1:
+                break
+            yield spacing_index, knot_frames(num_frames, spacing)
+
+    @staticmethod
+    def _levels(values: np.ndarray, knots: np.ndarray, step: float) -> np.ndarray:
+        return np.round(values[knots - 1] / step).astype(np.int64)
+
+    @staticmethod
+    def _cheapest_order(levels: np.ndarray) -> tuple[int, float]:
+        return min(((order, ideal_bits(levels, order)) for order in (1, 2)), key=lambda ob: ob[1])
+
     def _choose(self, values: np.ndarray, step_of: Callable[[int], float], ok: Callable[[np.ndarray], bool]) -> _GroupCode:
         """For each knot spacing the coarsest step that meets the budget (bisection over the step
         ladder, errors growing with the step); keep the cheapest spacing and predictor order."""
         num_frames = len(values) + 1
         best, best_bits = None, np.inf
-        for spacing_index, spacing in enumerate(_SPACINGS):
-            if spacing > 1 and spacing >= num_frames - 1:
-                break
-            knots = knot_frames(num_frames, spacing)
+        for spacing_index, knots in self._candidates(values):
 
             def meets(step_index: int, knots: np.ndarray = knots) -> bool:
                 step = step_of(step_index)
-                return ok(expand_knots(np.round(values[knots - 1] / step) * step, knots, num_frames))
+                return ok(expand_knots(self._levels(values, knots, step) * step, knots, num_frames))
 
             if not meets(_STEP_LADDER - 1):
                 continue
@@ -221,14 +311,38 @@ class CompactPoseCodec(PoseCodec):
             while fine - coarse > 1:
                 middle = (coarse + fine) // 2
                 coarse, fine = (coarse, middle) if meets(middle) else (middle, fine)
-            levels = np.round(values[knots - 1] / step_of(fine)).astype(np.int64)
-            for order in (1, 2):
-                bits = ideal_bits(levels, order)
-                if bits < best_bits:
-                    best, best_bits = _GroupCode(spacing_index, order, fine, levels), bits
+            levels = self._levels(values, knots, step_of(fine))
+            order, bits = self._cheapest_order(levels)
+            if bits < best_bits:
+                best, best_bits = _GroupCode(spacing_index, order, fine, levels), bits
         if best is None:  # the budget is out of reach: code every pose on the finest grid
             levels = np.round(values / step_of(_STEP_LADDER - 1)).astype(np.int64)
             best = _GroupCode(0, 2, _STEP_LADDER - 1, levels)
+        return best
+
+    def _fit(
+        self, values: np.ndarray, step_of: Callable[[int], float], bits: float, error: Callable[[np.ndarray], float]
+    ) -> _GroupCode:
+        """For each knot spacing the finest step whose cheaper predictor costs at most ``bits``
+        (bisection, the cost falling with the step); keep the spacing with the smallest ``error``.
+        Nothing fits: all zeros, which cost no bits (the group is left out)."""
+        num_frames = len(values) + 1
+        best, best_error = _GroupCode(0, 1, 0, np.zeros((max(num_frames - 1, 0), 3), np.int64)), np.inf
+        for spacing_index, knots in self._candidates(values):
+
+            def fits(step_index: int, knots: np.ndarray = knots) -> bool:
+                return self._cheapest_order(self._levels(values, knots, step_of(step_index)))[1] <= bits
+
+            if not fits(0):
+                continue
+            coarse, fine = 0, _STEP_LADDER  # invariant: coarse fits, fine does not (or is off the ladder)
+            while fine - coarse > 1:
+                middle = (coarse + fine) // 2
+                coarse, fine = (middle, fine) if fits(middle) else (coarse, middle)
+            levels = self._levels(values, knots, step_of(coarse))
+            decoded_error = error(expand_knots(levels * step_of(coarse), knots, num_frames))
+            if decoded_error < best_error:
+                best, best_error = _GroupCode(spacing_index, self._cheapest_order(levels)[0], coarse, levels), decoded_error
         return best
 
     def decompress(self, data: bytes, num_frames: int) -> Trajectory:
