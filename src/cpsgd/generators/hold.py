@@ -9,14 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from cpsgd.generators.base import GENERATORS, Generator, GopConditions
-from cpsgd.generators.warp import unpack_intra
+from cpsgd.generators.warp import intra_frame
 
 
 @GENERATORS.register("hold")
 class HoldGenerator(Generator):
     def generate(self, conditions: GopConditions) -> np.ndarray:
-        h, w = conditions.height, conditions.width
-        geometry = conditions.side_channels.get("geometry")
-        canvas, layout, _ = unpack_intra(conditions.intra, h, w, geometry.layout if geometry else None)
-        frame = canvas[layout.y0 : layout.y0 + h, layout.x0 : layout.x0 + w]
-        return np.repeat(frame[None], conditions.num_frames, axis=0)
+        return np.repeat(intra_frame(conditions)[None], conditions.num_frames, axis=0)
