@@ -9,9 +9,11 @@ from scipy.spatial.transform import Rotation
 from cpsgd.errors import InputError
 from cpsgd.poses import Intrinsics, Trajectory, load_poses, save_poses
 from cpsgd.poses.formats import (
+    crop_intrinsics,
     detect_format,
     read_colmap,
     read_tum,
+    square_crop_box,
     write_colmap,
     write_tum,
 )
@@ -166,3 +168,38 @@ def test_metrics_measure_known_errors():
     assert summary.rotation_max_deg == pytest.approx(2.0, abs=1e-6)
     static = Trajectory.identity(4, reference.intrinsics)
     assert np.isnan(translation_direction_errors_deg(static, static)).all()
+
+
+def test_square_crop_follows_the_intrinsics():
+    # A 256x128 frame cut to its central 128x128: fx is relative to the width, which halves.
+    k = Intrinsics(fx=0.866, fy=1.732, cx=0.5, cy=0.5)
+    assert square_crop_box(128, 256) == (0, 64, 128, 128)
+    cropped = crop_intrinsics(k, 128, 256, square_crop_box(128, 256))
+    assert cropped == pytest.approx(Intrinsics(1.732, 1.732, 0.5, 0.5))
+    # A principal point off centre moves by the crop's offset.
+    shifted = crop_intrinsics(Intrinsics(0.5, 0.8, 0.25, 0.5), 20, 32, (0, 1, 20, 30))
+    assert (shifted.fx, shifted.cx) == pytest.approx((0.5 * 32 / 30, (8 - 1) / 30))
+
+
+def test_encode_with_poses_and_size_sends_the_cropped_intrinsics(tmp_path):
+    from PIL import Image
+
+    from cpsgd.bitstream.container import BitstreamReader
+    from cpsgd.cli import main
+    from cpsgd.pipeline.decoder import decode_conditions
+    from tests.conftest import textured_clip
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(textured_clip(4, 128, 256)):
+        Image.fromarray(frame).save(frames / f"{i:03d}.png")
+    c2w = np.tile(np.eye(4), (4, 1, 1))
+    c2w[:, 0, 3] = np.arange(4) * 0.1
+    save_poses(tmp_path / "poses.txt", Trajectory(Intrinsics(0.866, 1.732), np.linalg.inv(c2w)))
+    out = tmp_path / "clip.cpsgd"
+    options = ["--size", "64", "--segmenter", "none", "--no-rate-control", "--fixed-gop", "-q"]
+    assert main(["encode", str(frames), "-o", str(out), "--poses", str(tmp_path / "poses.txt"), *options]) == 0
+    reader = BitstreamReader.from_bytes(out.read_bytes())
+    trajectory = decode_conditions(next(reader.gops()), reader.header, None).trajectory
+    assert trajectory.intrinsics.fx == pytest.approx(1.732, rel=0.02)
+    assert trajectory.intrinsics.fy == pytest.approx(1.732, rel=0.02)

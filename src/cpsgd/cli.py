@@ -54,7 +54,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     config = encoder_config_from_args(args)
     fps = frame_rate_from_args(args)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
-    trajectory = load_poses(args.poses) if args.poses else None
+    trajectory = load_poses(args.poses, square_crop_of=source.crop_from) if args.poses else None
     masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
     segmenter = make_segmenter(args) if config.segmenter == "sam2" and not args.masks else None
     tmp = temporary_path(args.output)

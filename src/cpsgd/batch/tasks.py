@@ -95,7 +95,7 @@ def _encode(task: Task, out: Path) -> dict:
     config = task.settings.encoder
     fps = Fraction(task.settings.fps).limit_denominator(1001) if task.settings.fps else None
     source = open_video(task.input, size=config.size, max_frames=config.max_frames, fps=fps)
-    trajectory = load_poses(task.poses) if task.poses else None
+    trajectory = load_poses(task.poses, square_crop_of=source.crop_from) if task.poses else None
     masks = MaskFolder(task.masks, (source.height, source.width), config.size) if task.masks else None
     encode_video(source, out, config, trajectory, masks, show_progress=False)
     return _stream_facts(out)

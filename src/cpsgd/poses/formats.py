@@ -181,6 +181,22 @@ def write_tum(path: str | Path, trajectory: Trajectory, fps: float = 25.0) -> No
     Path(path).write_text("\n".join(lines) + "\n")
 
 
+# --- adapting to the coded frame ------------------------------------------------------------
+
+
+def crop_intrinsics(k: Intrinsics, height: int, width: int, box: tuple[int, int, int, int]) -> Intrinsics:
+    """Normalised intrinsics of the crop ``box`` = (y0, x0, h, w) of a (height, width) image;
+    resizing the crop afterwards keeps them (they are fractions of the image size)."""
+    y0, x0, h, w = box
+    return Intrinsics(k.fx * width / w, k.fy * height / h, (k.cx * width - x0) / w, (k.cy * height - y0) / h)
+
+
+def square_crop_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """The centred square (y0, x0, side, side) the paper's protocol (``--size``) cuts out."""
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
 # --- picking the format ---------------------------------------------------------------------
 
 
@@ -201,8 +217,12 @@ def detect_format(path: str | Path) -> str:
     raise InputError(f"{path}: not a RealEstate10K, TUM or COLMAP pose file")
 
 
-def load_poses(path: str | Path, intrinsics: Intrinsics | None = None) -> Trajectory:
-    """Read any supported trajectory file; ``intrinsics`` replaces the file's (or fills TUM's gap)."""
+def load_poses(
+    path: str | Path, intrinsics: Intrinsics | None = None, square_crop_of: tuple[int, int] | None = None
+) -> Trajectory:
+    """Read any supported trajectory file; ``intrinsics`` replaces the file's (or fills TUM's gap).
+    ``square_crop_of``: the (height, width) of the frames the poses were taken on when the coded
+    frames are their centred square crop (``--size``); the intrinsics then follow the crop."""
     kind = detect_format(path)
     if kind == "colmap":
         trajectory = read_colmap(path)[0]
@@ -212,6 +232,10 @@ def load_poses(path: str | Path, intrinsics: Intrinsics | None = None) -> Trajec
         trajectory = read_re10k(path)[0]
     if intrinsics is not None:
         trajectory = Trajectory(intrinsics, trajectory.world_to_camera)
+    if square_crop_of is not None:
+        height, width = square_crop_of
+        cropped = crop_intrinsics(trajectory.intrinsics, height, width, square_crop_box(height, width))
+        trajectory = Trajectory(cropped, trajectory.world_to_camera)
     return trajectory
 
 

@@ -72,6 +72,7 @@ class VideoSource:
     max_frames: int | None
     _frame_files: list[Path] | None = None
     frame_count_hint: int | None = None  # from the container; may be absent or approximate
+    crop_from: tuple[int, int] | None = None  # (height, width) before the square resize, if any
 
     def _raw_frames(self) -> Iterator[np.ndarray]:
         if self._frame_files is not None:
@@ -142,6 +143,7 @@ def open_video(
     else:
         source = _probe_file(path, size, max_frames, fps)
     if size:
+        source.crop_from = (source.height, source.width)
         source.width = source.height = size
     return source
 
