@@ -289,3 +289,17 @@ def test_cli_options_build_the_generator(svd_dir):
         DiffusionGenerator.from_cli_args(parser.parse_args([]))
     with pytest.raises(InputError, match="chunk_overlap"):
         DiffusionConfig(frames_per_call=4, chunk_overlap=4)
+
+
+def test_bench_with_the_diffusion_generator(svd_dir, tmp_path, capsys):
+    from cpsgd.cli import main
+    from tests.test_bench_datasets import make_davis
+
+    dataset = make_davis(tmp_path / "davis", ("seq",), frames=3, annotate=False)
+    options = ["--codecs", "cpsgd", "--bpp", "0.05", "--frames", "3", "--size", "16", "--metrics", "psnr"]
+    report = tmp_path / "report"
+    command = ["bench", str(dataset), "-o", str(report), *options, "--no-videos", "--generator", "diffusion"]
+    assert main(command) == 2 and "--model" in capsys.readouterr().err
+    assert main([*command, "--model", str(svd_dir)]) == 0
+    rows = [json.loads(line) for line in (report / "results.jsonl").read_text().splitlines()]
+    assert [(row["codec"], row["settings"]["generator"]) for row in rows] == [("cpsgd", "diffusion")]
