@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn, Sequence
 
@@ -23,7 +24,7 @@ from cpsgd.poses import load_poses
 from cpsgd.poses.cli import add_pose_commands
 from cpsgd.synth import add_synth_command
 from cpsgd.training import add_train_command
-from cpsgd.video import open_video, open_writer
+from cpsgd.video import VideoSource, open_video, open_writer
 from cpsgd.video.writer import check_output, commit_path, temporary_path
 
 
@@ -54,9 +55,11 @@ def cmd_encode(args: argparse.Namespace) -> None:
     config = encoder_config_from_args(args)
     fps = frame_rate_from_args(args)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
+    if args.captioner and not config.caption:  # the captioner's description is sent as the text section
+        config = replace(config, caption=describe_first_frame(source, args.captioner, args.device)).validated()
     trajectory = load_poses(args.poses, square_crop_of=source.crop_from) if args.poses else None
     masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
-    segmenter = make_segmenter(args) if config.segmenter == "sam2" and not args.masks else None
+    segmenter = make_segmenter(args, config.caption) if config.segmenter == "sam2" and not args.masks else None
     tmp = temporary_path(args.output)
     try:
         report = encode_video(source, tmp, config, trajectory, masks, not args.quiet, segmenter)
@@ -68,6 +71,13 @@ def cmd_encode(args: argparse.Namespace) -> None:
             f"{args.output}: {report.num_frames} frames {report.width}x{report.height} in "
             f"{len(report.gops)} GoPs, {report.total_bytes:,} bytes, {report.bpp:.5f} BPP"
         )
+
+
+def describe_first_frame(source: VideoSource, captioner: Path, device: str) -> str:
+    from cpsgd.masks.prompts import vlm_captioner
+
+    describe = vlm_captioner(captioner, device)
+    return describe(next(iter(source.iter_frames())))
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
