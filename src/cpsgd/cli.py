@@ -41,7 +41,7 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="the .cpsgd file to write")
     add_encoder_options(p)
     p.add_argument("--poses", type=Path, help="camera poses to send instead of estimating them "
-                   "(RealEstate10K, TUM, or a COLMAP text model folder; one pose per frame)")
+                   "(RealEstate10K, TUM, or a COLMAP model folder, text or binary; one pose per frame)")
     p.add_argument("--masks", type=Path, help="foreground masks to send instead of segmenting "
                    "(folder of PNGs, one per frame, DAVIS annotation layout)")
     add_sam2_options(p)
