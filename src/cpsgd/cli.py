@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from cpsgd import __version__
-from cpsgd.bitstream.container import BitstreamReader
+from cpsgd.bitstream.container import GENERATOR_CODES, BitstreamReader, StreamHeader
 from cpsgd.bitstream.info import format_table, inspect_stream
 from cpsgd.batch import add_batch_command
 from cpsgd.bench import add_bench_command
 from cpsgd.cli_options import add_encoder_options, add_generator_options, encoder_config_from_args, frame_rate_from_args
 from cpsgd.errors import BitstreamError, CpsgdError, InputError
-from cpsgd.generators import GENERATORS
+from cpsgd.generators import GENERATORS, Generator
 from cpsgd.masks.cli import add_mask_commands, add_sam2_options, make_segmenter
 from cpsgd.masks.io import MaskFolder
 from cpsgd.pipeline import decode_gops, encode_video
@@ -40,6 +40,9 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="video file, .y4m, or folder of PNG/JPEG frames")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .cpsgd file to write")
     add_encoder_options(p)
+    p.add_argument("--generator", default="warp", choices=GENERATOR_CODES,
+                   help="the decoder the stream is made for: warp (default; the rate control renders with it) "
+                   "or diffusion (the paper's streams: frame 0, text, poses, masks; the preset splits the bits)")
     p.add_argument("--poses", type=Path, help="camera poses to send instead of estimating them "
                    "(RealEstate10K, TUM, or a COLMAP model folder, text or binary; one pose per frame)")
     p.add_argument("--masks", type=Path, help="foreground masks to send instead of segmenting "
@@ -52,7 +55,7 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
 
 def cmd_encode(args: argparse.Namespace) -> None:
     check_output(args.output, args.force)
-    config = encoder_config_from_args(args)
+    config = encoder_config_from_args(args, args.generator)
     fps = frame_rate_from_args(args)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
     if args.captioner and not config.caption:  # the captioner's description is sent as the text section
@@ -91,6 +94,14 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_decode)
 
 
+def _generator_for(header: StreamHeader, args: argparse.Namespace) -> Generator:
+    """The generator asked for, else the one the stream was made for."""
+    if args.generator is None and header.generator == "diffusion" and args.diffusion_model is None:
+        raise InputError("this stream was made for the diffusion generator: give --model DIR (a local "
+                         "Stable Video Diffusion directory), or decode it with --generator warp")
+    return GENERATORS.get(args.generator or header.generator).from_cli_args(args)
+
+
 def _open_stream(path: Path):
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file")
@@ -100,10 +111,10 @@ def _open_stream(path: Path):
 def cmd_decode(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    generator = GENERATORS.get(args.generator).from_cli_args(args)
     damaged: list[str] = []
     with _open_stream(args.input) as file:
         reader = BitstreamReader(file)
+        generator = _generator_for(reader.header, args)
         writer = open_writer(args.output, reader.header.fps, force=args.force)
         try:
             with tqdm(total=reader.header.num_frames, unit="frame", desc="decode", disable=args.quiet, leave=False) as bar:

@@ -53,7 +53,8 @@ def _factors(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def encoder_config_from_args(args: argparse.Namespace) -> EncoderConfig:
+def encoder_config_from_args(args: argparse.Namespace, generator: str = "warp") -> EncoderConfig:
+    """``generator``: the decoder-side generator the stream is made for."""
     return EncoderConfig(
         bpp=args.bpp, preset=args.preset, gop=args.gop, size=args.size, max_frames=args.frames,
         intra_codec=args.intra_codec, intra_quality=args.intra_quality, caption=args.caption,
@@ -63,6 +64,7 @@ def encoder_config_from_args(args: argparse.Namespace) -> EncoderConfig:
         mosaic=not args.no_mosaic,
         rate_control=not args.no_rate_control, mask_factors=args.mask_factors,
         geometry_grid=args.geometry_grid, adaptive_gop=not args.fixed_gop, drift_db=args.drift_db,
+        generator=generator,
     ).validated()
 
 
@@ -75,5 +77,6 @@ def frame_rate_from_args(args: argparse.Namespace) -> Fraction | None:
 
 
 def add_generator_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generator", default="warp", choices=GENERATORS.names())
+    p.add_argument("--generator", choices=GENERATORS.names(),
+                   help="decoder-side generator (default: the one the stream was made for, from its header)")
     add_diffusion_decode_args(p)
