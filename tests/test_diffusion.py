@@ -303,3 +303,4 @@ def test_bench_with_the_diffusion_generator(svd_dir, tmp_path, capsys):
     assert main([*command, "--model", str(svd_dir)]) == 0
     rows = [json.loads(line) for line in (report / "results.jsonl").read_text().splitlines()]
     assert [(row["codec"], row["settings"]["generator"]) for row in rows] == [("cpsgd", "diffusion")]
+    assert rows[0]["settings"]["config"]["generator"] == "diffusion"  # the stream is made for it too

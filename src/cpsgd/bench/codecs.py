@@ -67,7 +67,8 @@ def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple
             config = EncoderConfig(bpp=target, gop=1)
             decoder = "hold"
         else:
-            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion")
+            made_for = "diffusion" if generator == "diffusion" and codec != "hold" else "warp"
+            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion", generator=made_for)
             decoder = "hold" if codec == "hold" else generator
         data = encode_frames(frames, fps, config)
         decoded = decode_bytes(data, decoder, **(dict(options) if decoder == generator else {}))
