@@ -31,6 +31,7 @@ from cpsgd.generators.diffusion.adapters import (  # noqa: E402
 from cpsgd.generators.diffusion.control import ControlledUNet  # noqa: E402
 from cpsgd.generators.diffusion.plucker import plucker_embedding  # noqa: E402
 from cpsgd.generators.diffusion.testing import build_tiny_svd, save_tiny_svd  # noqa: E402
+from cpsgd.geometry.model import MosaicLayout, SceneGeometry  # noqa: E402
 from cpsgd.poses.trajectory import Intrinsics, Trajectory  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models: threading overhead outweighs the work
@@ -133,6 +134,22 @@ def test_generate_any_size_and_deterministic(svd_dir):
     assert not np.array_equal(out[1], intra)
     assert np.array_equal(generator.generate(conditions), out)
     assert generator.generate(GopConditions(1, 20, 30, intra)).shape == (1, 20, 30, 3)
+
+
+def test_mosaic_intra_is_cut_to_frame_zero(svd_dir):
+    # The intra picture is a 40x30 background mosaic; frame 0 is its 24x16 window at (8, 5).
+    mosaic = _intra(30, 40, seed=3)
+    geometry = SceneGeometry.at_infinity().with_layout(MosaicLayout(40, 30, 8, 5))
+    conditions = GopConditions(2, 16, 24, mosaic, side_channels={"geometry": geometry})
+    window = mosaic[5:21, 8:32]
+    generator = DiffusionGenerator(svd_dir, config=FAST)
+    seen = []
+    run = generator._run_chunk
+    generator._run_chunk = lambda image, *rest: seen.append(image.copy()) or run(image, *rest)
+    out = generator.generate(conditions)
+    assert np.array_equal(out[0], window)
+    assert np.array_equal(seen[0][:16, :24], window)  # SVD is conditioned on frame 0, not the mosaic
+    assert np.array_equal(out[0], GENERATORS.get("hold")().generate(conditions)[0])
 
 
 def test_long_gop_in_overlapping_chunks(svd_dir):
@@ -272,3 +289,18 @@ def test_cli_options_build_the_generator(svd_dir):
         DiffusionGenerator.from_cli_args(parser.parse_args([]))
     with pytest.raises(InputError, match="chunk_overlap"):
         DiffusionConfig(frames_per_call=4, chunk_overlap=4)
+
+
+def test_bench_with_the_diffusion_generator(svd_dir, tmp_path, capsys):
+    from cpsgd.cli import main
+    from tests.test_bench_datasets import make_davis
+
+    dataset = make_davis(tmp_path / "davis", ("seq",), frames=3, annotate=False)
+    options = ["--codecs", "cpsgd", "--bpp", "0.05", "--frames", "3", "--size", "16", "--metrics", "psnr"]
+    report = tmp_path / "report"
+    command = ["bench", str(dataset), "-o", str(report), *options, "--no-videos", "--generator", "diffusion"]
+    assert main(command) == 2 and "--model" in capsys.readouterr().err
+    assert main([*command, "--model", str(svd_dir)]) == 0
+    rows = [json.loads(line) for line in (report / "results.jsonl").read_text().splitlines()]
+    assert [(row["codec"], row["settings"]["generator"]) for row in rows] == [("cpsgd", "diffusion")]
+    assert rows[0]["settings"]["config"]["generator"] == "diffusion"  # the stream is made for it too

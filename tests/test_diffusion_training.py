@@ -25,7 +25,8 @@ from cpsgd.poses.re10k import write_re10k  # noqa: E402
 from cpsgd.poses.trajectory import Intrinsics, Trajectory  # noqa: E402
 from cpsgd.training import add_train_command, config_from_args  # noqa: E402
 from cpsgd.training.config import TrainConfig  # noqa: E402
-from cpsgd.training.data import ClipDataset, crop_intrinsics, scan_clips  # noqa: E402
+from cpsgd.poses.formats import crop_intrinsics  # noqa: E402
+from cpsgd.training.data import ClipDataset, scan_clips  # noqa: E402
 from cpsgd.training.trainer import train  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models: threading overhead outweighs the work

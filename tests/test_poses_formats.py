@@ -9,9 +9,11 @@ from scipy.spatial.transform import Rotation
 from cpsgd.errors import InputError
 from cpsgd.poses import Intrinsics, Trajectory, load_poses, save_poses
 from cpsgd.poses.formats import (
+    crop_intrinsics,
     detect_format,
     read_colmap,
     read_tum,
+    square_crop_box,
     write_colmap,
     write_tum,
 )
@@ -166,3 +168,101 @@ def test_metrics_measure_known_errors():
     assert summary.rotation_max_deg == pytest.approx(2.0, abs=1e-6)
     static = Trajectory.identity(4, reference.intrinsics)
     assert np.isnan(translation_direction_errors_deg(static, static)).all()
+
+
+def test_square_crop_follows_the_intrinsics():
+    # A 256x128 frame cut to its central 128x128: fx is relative to the width, which halves.
+    k = Intrinsics(fx=0.866, fy=1.732, cx=0.5, cy=0.5)
+    assert square_crop_box(128, 256) == (0, 64, 128, 128)
+    cropped = crop_intrinsics(k, 128, 256, square_crop_box(128, 256))
+    assert cropped == pytest.approx(Intrinsics(1.732, 1.732, 0.5, 0.5))
+    # A principal point off centre moves by the crop's offset.
+    shifted = crop_intrinsics(Intrinsics(0.5, 0.8, 0.25, 0.5), 20, 32, (0, 1, 20, 30))
+    assert (shifted.fx, shifted.cx) == pytest.approx((0.5 * 32 / 30, (8 - 1) / 30))
+
+
+def test_encode_with_poses_and_size_sends_the_cropped_intrinsics(tmp_path):
+    from PIL import Image
+
+    from cpsgd.bitstream.container import BitstreamReader
+    from cpsgd.cli import main
+    from cpsgd.pipeline.decoder import decode_conditions
+    from tests.conftest import textured_clip
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(textured_clip(4, 128, 256)):
+        Image.fromarray(frame).save(frames / f"{i:03d}.png")
+    c2w = np.tile(np.eye(4), (4, 1, 1))
+    c2w[:, 0, 3] = np.arange(4) * 0.1
+    save_poses(tmp_path / "poses.txt", Trajectory(Intrinsics(0.866, 1.732), np.linalg.inv(c2w)))
+    out = tmp_path / "clip.cpsgd"
+    options = ["--size", "64", "--segmenter", "none", "--no-rate-control", "--fixed-gop", "-q"]
+    assert main(["encode", str(frames), "-o", str(out), "--poses", str(tmp_path / "poses.txt"), *options]) == 0
+    reader = BitstreamReader.from_bytes(out.read_bytes())
+    trajectory = decode_conditions(next(reader.gops()), reader.header, None).trajectory
+    assert trajectory.intrinsics.fx == pytest.approx(1.732, rel=0.02)
+    assert trajectory.intrinsics.fy == pytest.approx(1.732, rel=0.02)
+
+
+def _colmap_bin(folder, cameras, images):
+    """Write cameras.bin / images.bin as COLMAP does (little-endian; see its read_write_model.py).
+    cameras: (id, model id, width, height, params); images: (id, qwxyz, t, camera id, name, points)."""
+    import struct
+
+    data = struct.pack("<Q", len(cameras))
+    for camera_id, model_id, width, height, params in cameras:
+        data += struct.pack(f"<iiQQ{len(params)}d", camera_id, model_id, width, height, *params)
+    (folder / "cameras.bin").write_bytes(data)
+    data = struct.pack("<Q", len(images))
+    for image_id, q, t, camera_id, name, points in images:
+        data += struct.pack("<i7di", image_id, *q, *t, camera_id) + name.encode() + b"\0"
+        data += struct.pack("<Q", points) + struct.pack("<ddq", 1.5, 2.5, -1) * points
+    (folder / "images.bin").write_bytes(data)
+
+
+def test_read_colmap_binary_matches_text(tmp_path):
+    half = np.sqrt(0.5)
+    # The hand-made text model above, as binary: SIMPLE_RADIAL is model id 2.
+    images = [
+        (2, (half, 0, half, 0), (1, 2, 3), 3, "frame_00001.png", 2),
+        (1, (1, 0, 0, 0), (0, 0, 0), 3, "frame_00000.png", 0),
+    ]
+    _colmap_bin(tmp_path, [(3, 2, 640, 480, (500, 320, 240, 0.01))], images)
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "cameras.txt").write_text(COLMAP_CAMERAS)
+    (tmp_path / "text" / "images.txt").write_text(COLMAP_IMAGES)
+    binary, text = read_colmap(tmp_path), read_colmap(tmp_path / "text")
+    assert binary[1:] == text[1:] == (["frame_00000.png", "frame_00001.png"], (640, 480))
+    assert binary[0].intrinsics == text[0].intrinsics
+    np.testing.assert_allclose(binary[0].world_to_camera, text[0].world_to_camera, atol=1e-15)
+    assert detect_format(tmp_path / "images.bin") == "colmap"
+    np.testing.assert_allclose(load_poses(tmp_path / "cameras.bin").world_to_camera, text[0].world_to_camera)
+    # A PINHOLE camera (id 1) with two focal lengths, in a sparse/0 folder as COLMAP lays it out.
+    (tmp_path / "run" / "sparse" / "0").mkdir(parents=True)
+    _colmap_bin(tmp_path / "run" / "sparse" / "0", [(3, 1, 200, 100, (150, 80, 99, 51))], images[1:])
+    k = read_colmap(tmp_path / "run")[0].intrinsics
+    assert (k.fx, k.fy, k.cx, k.cy) == pytest.approx((0.75, 0.8, 0.495, 0.51))
+
+
+def test_colmap_binary_errors(tmp_path):
+    images = [(1, (1, 0, 0, 0), (0, 0, 0), 1, "a.png", 1)]
+    _colmap_bin(tmp_path, [(1, 7, 10, 10, (1, 2, 3, 4, 5))], images)  # FOV
+    with pytest.raises(InputError, match="unsupported camera model FOV"):
+        read_colmap(tmp_path)
+    _colmap_bin(tmp_path, [(1, 0, 10, 10, (5, 5, 5))], [(1, (1, 0, 0, 0), (0, 0, 0), 4, "a.png", 0)])
+    with pytest.raises(InputError, match="unknown camera 4"):
+        read_colmap(tmp_path)
+    _colmap_bin(tmp_path, [(1, 0, 10, 10, (5, 5, 5))], images)
+    good = (tmp_path / "images.bin").read_bytes()
+    for cut in (4, 30, len(good) - 1):
+        (tmp_path / "images.bin").write_bytes(good[:cut])
+        with pytest.raises(InputError, match="images.bin"):
+            read_colmap(tmp_path)
+    (tmp_path / "images.bin").write_bytes(good + b"\0")
+    with pytest.raises(InputError, match="unexpected bytes"):
+        read_colmap(tmp_path)
+    # A huge declared count fails before anything is allocated.
+    (tmp_path / "images.bin").write_bytes(b"\xff" * 8 + good[8:])
+    with pytest.raises(InputError, match="do not fit"):
+        read_colmap(tmp_path)

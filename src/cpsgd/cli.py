@@ -11,11 +11,17 @@ import argparse
 import importlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from cpsgd import __version__
 from cpsgd.errors import BitstreamError, CpsgdError, InputError
+
+if TYPE_CHECKING:
+    from cpsgd.bitstream.container import StreamHeader
+    from cpsgd.generators import Generator
+    from cpsgd.video import VideoSource
 
 STREAM_SUFFIX = ".cpsgd"
 
@@ -48,6 +54,7 @@ def plural(count: int, noun: str) -> str:
 
 
 def _add_encode(sub: argparse._SubParsersAction) -> None:
+    from cpsgd.bitstream.container import GENERATOR_CODES
     from cpsgd.cli_options import add_encoder_options, add_raw_input_options
     from cpsgd.masks.cli import add_sam2_options
 
@@ -57,8 +64,11 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help=f"the {STREAM_SUFFIX} file to write")
     add_encoder_options(p)
     add_raw_input_options(p)
+    p.add_argument("--generator", default="warp", choices=GENERATOR_CODES,
+                   help="the decoder the stream is made for: warp (the rate control renders with it) "
+                   "or diffusion (the paper's streams: frame 0, text, poses, masks; the preset splits the bits)")
     p.add_argument("--poses", type=Path, help="camera poses to send instead of estimating them "
-                   "(RealEstate10K, TUM, or a COLMAP text model folder; one pose per frame)")
+                   "(RealEstate10K, TUM, or a COLMAP model folder, text or binary; one pose per frame)")
     p.add_argument("--masks", type=Path, help="foreground masks to send instead of segmenting "
                    "(folder of PNGs, one per frame, DAVIS annotation layout)")
     add_sam2_options(p)
@@ -75,7 +85,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     if args.output.suffix.lower() != STREAM_SUFFIX:
         raise InputError(f"OUT must be a {STREAM_SUFFIX} file, not {args.output.name} (decode writes videos)")
     args.output = check_output(args.output, args.force, inputs=tuple(p for p in (args.input, args.poses, args.masks) if p))
-    config = encoder_config_from_args(args)
+    config = encoder_config_from_args(args, args.generator)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames,
                         fps=frame_rate_from_args(args), raw=raw_format_from_args(args))
     # The stages load once the options and the input have passed their checks.
@@ -84,9 +94,11 @@ def cmd_encode(args: argparse.Namespace) -> None:
     from cpsgd.pipeline import encode_video
     from cpsgd.poses import load_poses
 
-    trajectory = load_poses(args.poses) if args.poses else None
+    if args.captioner and not config.caption:  # the captioner's description is sent as the text section
+        config = replace(config, caption=describe_first_frame(source, args.captioner, args.device)).validated()
+    trajectory = load_poses(args.poses, square_crop_of=source.crop_from) if args.poses else None
     masks = MaskFolder(args.masks, (source.height, source.width), config.size) if args.masks else None
-    segmenter = make_segmenter(args) if config.segmenter == "sam2" and not args.masks else None
+    segmenter = make_segmenter(args, config.caption) if config.segmenter == "sam2" and not args.masks else None
     tmp = create_temporary(args.output)
     try:
         report = encode_video(source, tmp, config, trajectory, masks, not args.quiet, segmenter)
@@ -98,6 +110,13 @@ def cmd_encode(args: argparse.Namespace) -> None:
             f"{args.output}: {plural(report.num_frames, 'frame')} {report.width}x{report.height} in "
             f"{plural(len(report.gops), 'GoP')}, {report.total_bytes:,} bytes, {report.bpp:.5f} BPP"
         )
+
+
+def describe_first_frame(source: VideoSource, captioner: Path, device: str) -> str:
+    from cpsgd.masks.prompts import vlm_captioner
+
+    describe = vlm_captioner(captioner, device)
+    return describe(next(iter(source.iter_frames())))
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
@@ -113,6 +132,16 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_decode)
 
 
+def _generator_for(header: StreamHeader, args: argparse.Namespace) -> Generator:
+    """The generator asked for, else the one the stream was made for."""
+    from cpsgd.generators import GENERATORS
+
+    if args.generator is None and header.generator == "diffusion" and args.diffusion_model is None:
+        raise InputError("this stream was made for the diffusion generator: give --model DIR (a local "
+                         "Stable Video Diffusion directory), or decode it with --generator warp")
+    return GENERATORS.get(args.generator or header.generator).from_cli_args(args)
+
+
 def _open_stream(path: Path):
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file")
@@ -123,15 +152,14 @@ def cmd_decode(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from cpsgd.bitstream.container import BitstreamReader
-    from cpsgd.generators import GENERATORS
     from cpsgd.pipeline import decode_gops
     from cpsgd.video import open_writer
 
-    generator = GENERATORS.get(args.generator).from_cli_args(args)
     damaged: list[str] = []
     with _open_stream(args.input) as file:
         reader = BitstreamReader(file)
         header = reader.header
+        generator = _generator_for(header, args)
         writer = open_writer(args.output, header.fps, args.force, header.num_frames, inputs=(args.input,))
         try:
             with tqdm(total=reader.header.num_frames, unit="frame", desc="decode", disable=args.quiet, leave=False) as bar:

@@ -103,7 +103,8 @@ def _factors(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def encoder_config_from_args(args: argparse.Namespace) -> EncoderConfig:
+def encoder_config_from_args(args: argparse.Namespace, generator: str = "warp") -> EncoderConfig:
+    """``generator``: the decoder-side generator the stream is made for."""
     return EncoderConfig(
         bpp=args.bpp, preset=args.preset, gop=args.gop, size=args.size, max_frames=args.frames,
         intra_codec=args.intra_codec, intra_quality=args.intra_quality, caption=args.caption,
@@ -113,6 +114,7 @@ def encoder_config_from_args(args: argparse.Namespace) -> EncoderConfig:
         mosaic=not args.no_mosaic,
         rate_control=not args.no_rate_control, mask_factors=args.mask_factors,
         geometry_grid=args.geometry_grid, adaptive_gop=not args.fixed_gop, drift_db=args.drift_db,
+        generator=generator,
     ).validated()
 
 
@@ -127,6 +129,6 @@ def frame_rate_from_args(args: argparse.Namespace) -> Fraction | None:
 def add_generator_options(p: argparse.ArgumentParser) -> None:
     from cpsgd.generators.diffusion import add_diffusion_decode_args
 
-    _backend_option(p, "--generator", BackendNames("cpsgd.generators", "GENERATORS"), "warp",
-                    "decoder-side generator that regenerates the frames")
+    p.add_argument("--generator", choices=BackendNames("cpsgd.generators", "GENERATORS"), metavar="NAME",
+                   help="decoder-side generator (%(choices)s; default: the one the stream was made for, from its header)")
     add_diffusion_decode_args(p)

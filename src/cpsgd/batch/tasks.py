@@ -38,7 +38,7 @@ class Settings:
     op: str
     encoder: EncoderConfig | None = None  # encode and bench
     fps: float | None = None  # frame rate of frame folders, as `cpsgd encode --fps`
-    generator: str = "warp"  # decode and bench
+    generator: str | None = None  # decode and bench; None: the one the stream was made for
     generator_options: tuple[tuple[str, object], ...] = ()  # `cpsgd decode`'s generator options
     output_format: str = "png"  # decode: a PNG folder or a video file
 
@@ -95,7 +95,7 @@ def _encode(task: Task, out: Path) -> dict:
     config = task.settings.encoder
     fps = Fraction(task.settings.fps).limit_denominator(1001) if task.settings.fps else None
     source = open_video(task.input, size=config.size, max_frames=config.max_frames, fps=fps)
-    trajectory = load_poses(task.poses) if task.poses else None
+    trajectory = load_poses(task.poses, square_crop_of=source.crop_from) if task.poses else None
     masks = MaskFolder(task.masks, (source.height, source.width), config.size) if task.masks else None
     encode_video(source, out, config, trajectory, masks, show_progress=False)
     return _stream_facts(out)
@@ -120,7 +120,7 @@ def _score(task: Task, stream: Path) -> dict[str, float]:
     config = task.settings.encoder
     fps = Fraction(task.settings.fps).limit_denominator(1001) if task.settings.fps else None
     reference = open_video(task.input, size=config.size, max_frames=config.max_frames, fps=fps).iter_frames()
-    generator = _generator(task.settings.generator, task.settings.generator_options)
+    generator = _generator(task.settings.generator or config.generator, task.settings.generator_options)
     sums = {"psnr": 0.0, "ms_ssim": 0.0}
     count = 0
     with open(stream, "rb") as file:
@@ -133,9 +133,9 @@ def _score(task: Task, stream: Path) -> dict[str, float]:
 
 
 def _decode(task: Task) -> dict:
-    generator = _generator(task.settings.generator, task.settings.generator_options)
     with open(task.input, "rb") as file:
         reader = BitstreamReader(file)
+        generator = _generator(task.settings.generator or reader.header.generator, task.settings.generator_options)
         writer = open_writer(task.output, reader.header.fps, force=True)  # writes a temporary, then renames
         try:
             for gop in decode_gops(reader, generator):

@@ -59,6 +59,8 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device for VMAF and learned metrics")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--generator", default="warp", help="cpsgd's decoder-side generator (default warp)")
+    p.add_argument("--model", type=Path, help="--generator diffusion: local SVD directory (diffusers layout)")
+    p.add_argument("--adapters", type=Path, help="--generator diffusion: adapters folder from `cpsgd train`")
     p.add_argument("--video-bpp", type=float, default=0.003, help="rate of the side-by-side videos")
     p.add_argument("--no-videos", action="store_true", help="leave the side-by-side videos out")
     p.add_argument("--lpips-weights", type=lambda t: tuple(Path(v) for v in t.split(",")), default=(),
@@ -76,6 +78,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise InputError("--frames must be at least 1")
     if not 16 <= args.size <= 4096:
         raise InputError("--size must be 16 to 4096")
+    if args.generator == "diffusion" and args.model is None:
+        raise InputError("--generator diffusion needs --model DIR (a local SVD diffusers directory)")
     for path in (*args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights):
         if path is not None and not path.exists():
             raise InputError(f"{path} does not exist")
@@ -90,6 +94,9 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         optional=OptionalMetrics(args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights),
         device=args.device,
         generator=args.generator,
+        generator_options=tuple(
+            (key, str(path)) for key, path in (("model_dir", args.model), ("adapters_dir", args.adapters)) if path
+        ),
         video_bpp=args.video_bpp,
         videos=not args.no_videos,
     )

@@ -59,7 +59,7 @@ def stream_parts(data: bytes) -> dict[str, int]:
     return parts
 
 
-def _cpsgd_point(codec: str, target: float, generator: str) -> Point:
+def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple[str, str], ...]) -> Point:
     def run(frames: np.ndarray, fps: float) -> Coded:
         from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
 
@@ -67,10 +67,11 @@ def _cpsgd_point(codec: str, target: float, generator: str) -> Point:
             config = EncoderConfig(bpp=target, gop=1)
             decoder = "hold"
         else:
-            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion")
+            made_for = "diffusion" if generator == "diffusion" and codec != "hold" else "warp"
+            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion", generator=made_for)
             decoder = "hold" if codec == "hold" else generator
         data = encode_frames(frames, fps, config)
-        decoded = decode_bytes(data, generator=decoder)
+        decoded = decode_bytes(data, decoder, **(dict(options) if decoder == generator else {}))
         settings = {"target_bpp": target, "generator": decoder, "config": asdict(config)}
         return Coded(8 * len(data), decoded, settings, stream_parts(data))
 
@@ -91,10 +92,11 @@ def codec_points(
     generator: str = "warp",
     anchor_settings: list[AnchorSetting] | None = None,
     scales: tuple[int, ...] = DEFAULT_SCALES,
+    generator_options: tuple[tuple[str, str], ...] = (),
 ) -> list[Point]:
     """The operating points of one codec: cpsgd variants at ``targets``, anchors over their ladder."""
     if codec in CPSGD_CODECS:
-        return [_cpsgd_point(codec, t, generator) for t in targets]
+        return [_cpsgd_point(codec, t, generator, generator_options) for t in targets]
     if codec in ANCHOR_CODECS:
         settings = anchor_settings if anchor_settings is not None else default_ladder(codec, scales)
         return [_anchor_point(s) for s in settings if s.codec == codec]

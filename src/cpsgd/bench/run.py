@@ -45,6 +45,7 @@ class BenchConfig:
     optional: OptionalMetrics = field(default_factory=OptionalMetrics)
     device: str = "cpu"  # torch device of VMAF and the optional networks
     generator: str = "warp"  # cpsgd's decoder-side generator
+    generator_options: tuple[tuple[str, str], ...] = ()  # its keyword arguments (diffusion: model_dir, ...)
     video_bpp: float = 0.003  # rate of the side-by-side videos in the HTML report
     videos: bool = True
 
@@ -76,7 +77,9 @@ def all_points(config: BenchConfig) -> list[Point]:
     settings = list(config.anchor_settings) if config.anchor_settings is not None else None
     points: list[Point] = []
     for codec in config.codecs:
-        points += codec_points(codec, config.targets, config.generator, settings, config.scales)
+        points += codec_points(
+            codec, config.targets, config.generator, settings, config.scales, config.generator_options
+        )
     return points
 
 

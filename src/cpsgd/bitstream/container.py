@@ -4,13 +4,17 @@ Layout (all integers little-endian)::
 
     file    = magic "CPSG" | version u8 | header | crc32(header) | gop*
     header  = width u16 | height u16 | fps_num u32 | fps_den u32 | gop_size u16
-              | num_frames u32 | num_gops u32
+              | num_frames u32 | num_gops u32 | generator u8
     gop     = num_frames varint | num_sections u8 | crc16(gop header) | section*
     section = tag u8 (type << 4 | backend code) | length varint | payload | crc16(tag..payload)
 
 The counts in the header are patched when the writer closes, so a file cut at a GoP boundary is
 still detected. CRC-16 (CCITT) per section keeps the fixed cost at 4-5 bytes a section, which
 matters when a whole GoP is a few hundred bytes.
+
+``generator`` (version 2) names the decoder-side generator the encoder made the stream for
+(``GENERATOR_CODES``), which `cpsgd decode` uses unless told otherwise; version 1 streams, without
+it, were all made for ``warp`` and are still read.
 """
 
 from __future__ import annotations
@@ -21,15 +25,17 @@ import io
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import BinaryIO, Iterator
 
 from cpsgd.errors import BitstreamError, InputError
 
 MAGIC = b"CPSG"
-VERSION = 1
-_HEADER = struct.Struct("<HHIIHII")
+VERSION = 2
+_HEADERS = {1: struct.Struct("<HHIIHII"), 2: struct.Struct("<HHIIHIIB")}  # by version
+_HEADER = _HEADERS[VERSION]
+GENERATOR_CODES = ("warp", "diffusion")  # header code -> the generator a stream is made for
 
 # Sane limits, checked before anything is allocated.
 MAX_DIMENSION = 16384
@@ -67,6 +73,7 @@ class StreamHeader:
     gop_size: int
     num_frames: int = 0
     num_gops: int = 0
+    generator: str = "warp"  # the decoder-side generator the stream was made for
 
     def problem(self) -> str | None:
         """What puts this header out of the limits the reader enforces (None: nothing)."""
@@ -89,15 +96,18 @@ class StreamHeader:
     def pack(self) -> bytes:
         return _HEADER.pack(
             self.width, self.height, self.fps.numerator, self.fps.denominator,
-            self.gop_size, self.num_frames, self.num_gops,
+            self.gop_size, self.num_frames, self.num_gops, GENERATOR_CODES.index(self.generator),
         )
 
     @classmethod
-    def unpack(cls, data: bytes) -> StreamHeader:
-        width, height, num, den, gop_size, num_frames, num_gops = _HEADER.unpack(data)
+    def unpack(cls, data: bytes, version: int = VERSION) -> StreamHeader:
+        width, height, num, den, gop_size, num_frames, num_gops, *rest = _HEADERS[version].unpack(data)
+        code = rest[0] if rest else 0  # version 1 streams were made for warp
+        if code >= len(GENERATOR_CODES):
+            raise BitstreamError(f"unknown generator code {code} in the header")
         if num == 0 or den == 0:
             raise BitstreamError("frame rate is zero")
-        header = cls(width, height, Fraction(num, den), gop_size, num_frames, num_gops)
+        header = cls(width, height, Fraction(num, den), gop_size, num_frames, num_gops, GENERATOR_CODES[code])
         if problem := header.problem():
             raise BitstreamError(problem)
         if not num_frames:
@@ -165,10 +175,7 @@ class BitstreamWriter:
         self._write_header()
 
     def _write_header(self) -> None:
-        header = StreamHeader(
-            self._header.width, self._header.height, self._header.fps, self._header.gop_size,
-            self._frames, self._gops,
-        ).pack()
+        header = replace(self._header, num_frames=self._frames, num_gops=self._gops).pack()
         self._file.write(MAGIC + bytes([VERSION]) + header + struct.pack("<I", zlib.crc32(header)))
 
     def write_gop(self, num_frames: int, sections: list[Section]) -> int:
@@ -201,15 +208,18 @@ class BitstreamReader:
         # the same answer for any file that does not start like a cpsgd file, whatever its size
         if self._file.read(len(MAGIC)) != MAGIC:
             raise BitstreamError("not a cpsgd file (bad magic)")
-        file.seek(start)
-        head = self._read(HEADER_BYTES, "file header")
-        if head[4] != VERSION:
-            raise BitstreamError(f"unsupported cpsgd version {head[4]} (this build reads {VERSION})")
-        packed = head[5 : 5 + _HEADER.size]
-        (crc,) = struct.unpack("<I", head[-4:])
+        file.seek(start + len(MAGIC))
+        head = MAGIC + self._read(1, "file header")
+        version = head[4]
+        if version not in _HEADERS:
+            readable = ", ".join(map(str, _HEADERS))
+            raise BitstreamError(f"unsupported cpsgd version {version} (this build reads {readable})")
+        packed = self._read(_HEADERS[version].size, "file header")
+        (crc,) = struct.unpack("<I", self._read(4, "file header"))
         if zlib.crc32(packed) != crc:
             raise BitstreamError("file header is corrupt (CRC mismatch)")
-        self.header = StreamHeader.unpack(packed)
+        self.header = StreamHeader.unpack(packed, version)
+        self.header_bytes = len(head) + len(packed) + 4
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BitstreamReader:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
-from cpsgd.bitstream.container import HEADER_BYTES, BitstreamReader, SectionType
+from cpsgd.bitstream.container import BitstreamReader, SectionType
 
 PARTS = [t.part for t in SectionType] + ["overhead"]
 
@@ -47,7 +47,7 @@ def inspect_stream(file: BinaryIO) -> StreamInfo:
     reader = BitstreamReader(file)
     header = reader.header
     totals = dict.fromkeys(PARTS, 0)
-    totals["overhead"] = 8 * HEADER_BYTES
+    totals["overhead"] = 8 * reader.header_bytes
     gops = []
     for gop in reader.gops():
         bits = {s.type.part: 8 * len(s.payload) for s in gop.sections}

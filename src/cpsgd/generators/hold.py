@@ -11,22 +11,15 @@ from collections.abc import Iterator
 import numpy as np
 
 from cpsgd.generators.base import GENERATORS, Generator, GopConditions
-from cpsgd.generators.warp import unpack_intra
+from cpsgd.generators.warp import intra_frame
 
 
 @GENERATORS.register("hold")
 class HoldGenerator(Generator):
     def generate(self, conditions: GopConditions) -> np.ndarray:
-        return np.repeat(self._first(conditions)[None], conditions.num_frames, axis=0)
+        return np.repeat(intra_frame(conditions)[None], conditions.num_frames, axis=0)
 
     def frames(self, conditions: GopConditions) -> Iterator[np.ndarray]:
-        first = self._first(conditions)
+        first = intra_frame(conditions)
         for _ in range(conditions.num_frames):
             yield first
-
-    @staticmethod
-    def _first(conditions: GopConditions) -> np.ndarray:
-        h, w = conditions.height, conditions.width
-        geometry = conditions.side_channels.get("geometry")
-        canvas, layout, _ = unpack_intra(conditions.intra, h, w, geometry.layout if geometry else None)
-        return np.ascontiguousarray(canvas[layout.y0 : layout.y0 + h, layout.x0 : layout.x0 + w])

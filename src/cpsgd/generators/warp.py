@@ -80,6 +80,15 @@ def unpack_intra(
     return canvas, layout, strip
 
 
+def intra_frame(conditions: GopConditions) -> np.ndarray:
+    """The GoP's frame 0: the decoded intra picture, or, when it is a background mosaic (the
+    geometry side channel's layout says so), the frame's window inside it."""
+    h, w = conditions.height, conditions.width
+    geometry = conditions.side_channels.get("geometry")
+    canvas, layout, _ = unpack_intra(conditions.intra, h, w, geometry.layout if geometry else None)
+    return np.ascontiguousarray(canvas[layout.y0 : layout.y0 + h, layout.x0 : layout.x0 + w])
+
+
 def prepare_scene(conditions: GopConditions, geometry: SceneGeometry | None, config: WarpConfig) -> Scene:
     h, w = conditions.height, conditions.width
     canvas, layout, strip = unpack_intra(conditions.intra, h, w, geometry.layout if geometry else None)

@@ -52,23 +52,29 @@ def add_sam2_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--sam2-checkpoint", type=Path, help="SAM2 checkpoint file")
     group.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="SAM2 config name")
     group.add_argument("--boxes", choices=("motion", "text"), default="motion", help="SAM2 box prompts from")
-    group.add_argument("--captioner", type=Path, help="local vision-language model directory, when no --caption")
+    group.add_argument("--captioner", type=Path, help="local vision-language model directory, when no --caption "
+                       "(encode sends its description of frame 0 as the text section)")
     group.add_argument("--detector", type=Path, help="local Grounding DINO directory (--boxes text)")
+    group.add_argument("--parser-model", type=Path, help="local text-generation model that lists the caption's "
+                       "moving objects (--boxes text; default: the rule-based parser)")
     group.add_argument("--device", default="cpu", help="torch device for SAM2 and the detector")
 
 
-def make_segmenter(args: argparse.Namespace) -> Segmenter:
+def make_segmenter(args: argparse.Namespace, caption: str | None = None) -> Segmenter:
+    """``caption``: the text the encoder sends (its own, or its captioner's), used for text prompts."""
     if args.segmenter != "sam2":
         return SEGMENTERS.get(args.segmenter)()
-    from cpsgd.masks.prompts import TextBoxes, grounding_dino_detector, vlm_captioner
+    from cpsgd.masks.prompts import LLMParser, TextBoxes, grounding_dino_detector, text_generator, vlm_captioner
     from cpsgd.masks.sam2_segmenter import Sam2Segmenter
 
     boxes = None
     if args.boxes == "text":
-        if not (args.caption or args.captioner) or not args.detector:
+        caption = caption or args.caption
+        if not (caption or args.captioner) or not args.detector:
             raise InputError("--boxes text needs --detector, and --caption or --captioner")
-        caption = args.caption or vlm_captioner(args.captioner, args.device)
-        boxes = TextBoxes(caption, grounding_dino_detector(args.detector, args.device))
+        parser = LLMParser(text_generator(args.parser_model, args.device)) if args.parser_model else None
+        described = caption or vlm_captioner(args.captioner, args.device)
+        boxes = TextBoxes(described, grounding_dino_detector(args.detector, args.device), parser)
     return Sam2Segmenter(args.sam2_checkpoint, args.sam2_config, boxes, args.device)
 
 

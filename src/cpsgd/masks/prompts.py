@@ -5,7 +5,8 @@ Two pluggable sources, both returning a ``Prompt`` (a frame index and pixel boxe
   (no model needed).
 - ``TextBoxes``: a caption (the user's, or a ``Captioner``'s description of the first frame, e.g.
   a local vision-language model) is parsed for its moving objects (``RuleBasedParser`` by default,
-  or ``LLMParser`` around any text-generation callable), and the phrases are found on the first
+  or ``LLMParser`` around any text-generation callable, e.g. ``text_generator``: a local
+  transformers causal language model), and the phrases are found on the first
   frame by a zero-shot detector: Grounding DINO through transformers' "zero-shot-object-detection"
   pipeline, loaded from a local directory (or any callable with the same contract).
 """
@@ -133,6 +134,23 @@ class LLMParser:
         first_line = answer.strip().splitlines()[0] if answer.strip() else ""
         names = [n.strip().strip(".").lower() for n in first_line.split(",")]
         return [n for n in dict.fromkeys(names) if n and n != "none"]
+
+
+def text_generator(model_dir: str | Path, device: str = "cpu", max_new_tokens: int = 24) -> Callable[[str], str]:
+    """A causal language model from a local transformers directory ("text-generation" pipeline),
+    decoding greedily so that a caption always gives the same objects: ``LLMParser``'s backend."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InputError(f"parser model directory {model_dir} does not exist")
+    from transformers import pipeline
+
+    complete = pipeline("text-generation", model=str(model_dir), device=device)
+
+    def run(prompt: str) -> str:
+        answer = complete(prompt, max_new_tokens=max_new_tokens, do_sample=False, return_full_text=False)
+        return str(answer[0]["generated_text"])
+
+    return run
 
 
 def regions_to_boxes(mask: np.ndarray, min_area: int = 1, max_boxes: int = 8) -> list[Box]:

@@ -32,7 +32,7 @@ from cpsgd.bitstream.bytes import ByteReader, ByteWriter
 from cpsgd.bitstream.container import MAGIC, VERSION, BitstreamReader, Section, SectionType, pack_gop
 from cpsgd.intra import INTRA_CODECS
 
-_HEADER = struct.Struct("<HHIIHII")
+_HEADER = struct.Struct("<HHIIHIIB")  # version 2: the last byte is the generator code (0: warp)
 _HUGE_VARINT = b"\xff\xff\xff\xff\x0f"  # 2^32 - 1
 
 

@@ -123,7 +123,7 @@ def make_generator(name: str, **options: object) -> Generator:
     return GENERATORS.get(name)(**options)
 
 
-def decode_bytes(data: bytes, generator: str = "warp") -> np.ndarray:
-    """In-memory decode of a whole stream to (N, H, W, 3) frames."""
+def decode_bytes(data: bytes, generator: str = "warp", **options: object) -> np.ndarray:
+    """In-memory decode of a whole stream to (N, H, W, 3) frames; ``options`` build the generator."""
     reader = BitstreamReader(io.BytesIO(data))
-    return np.concatenate([gop.frames for gop in decode_gops(reader, make_generator(generator))])
+    return np.concatenate([gop.frames for gop in decode_gops(reader, make_generator(generator, **options))])

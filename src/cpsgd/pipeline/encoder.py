@@ -9,6 +9,11 @@ the rate control (``cpsgd.pipeline.ratecontrol``) splits the GoP's bytes between
 their object motion), the geometry side
 channel and the intra picture (mosaic or plain frame) by rendering candidates with the decoder's
 generator. Bytes a GoP leaves unspent are carried over to the next, so the clip meets its target.
+
+A stream for the diffusion generator (``config.generator``) carries the paper's parts only: the
+plain frame 0, text, poses and masks, with no geometry or object motion (SVD reads neither). No
+diffusion render fits in the rate control on a CPU, so there the preset fixes the split instead:
+the masks take up to its ``diffusion_mask_share`` of the bytes, frame 0 the rest.
 """
 
 from __future__ import annotations
@@ -109,8 +114,10 @@ class Encoder:
             segmenter = SEGMENTERS.get(config.segmenter)()
         self.segmenter = segmenter
         self.carry = 0  # bytes earlier GoPs left unspent (negative: overspent)
-        # a fixed intra quality leaves nothing to split: no candidates, no rendering
-        self.search_split = config.rate_control and config.intra_quality is None
+        self.for_diffusion = config.generator == "diffusion"
+        # a fixed intra quality leaves nothing to split: no candidates, no rendering; nor does a
+        # stream for the diffusion generator, which the warp renders would not predict
+        self.search_split = config.rate_control and config.intra_quality is None and not self.for_diffusion
 
     # Codecs are built on first use: poses or masks may come from the user without an estimator.
     @cached_property
@@ -182,8 +189,8 @@ class Encoder:
         num_frames, h, w = masks.shape
         # The objects' motion is fitted once on the source; each mask option codes it against its
         # own first decoded mask (the reference the decoder has).
-        motion = fit_object_motion(frames, masks) if self.config.object_motion else None
-        factors = self.config.candidate_mask_factors() if self.search_split else (None,)
+        motion = fit_object_motion(frames, masks) if self.config.object_motion and not self.for_diffusion else None
+        factors = self.config.candidate_mask_factors() if self.search_split or self.for_diffusion else (None,)
         options = []
         for factor in dict.fromkeys(factors):
             codec = self.mask_codec(factor)
@@ -201,6 +208,12 @@ class Encoder:
             options.append(MaskOption(None, None, None))
         return options
 
+    def _preset_masks(self, options: list[MaskOption], budget: int) -> MaskOption:
+        """The finest mask option within the preset's share of the GoP's bytes, else the cheapest."""
+        limit = self.config.operating_point().diffusion_mask_share * budget
+        fitting = [option for option in options if option.cost <= limit]
+        return max(fitting, key=lambda o: o.cost) if fitting else min(options, key=lambda o: o.cost)
+
     def _pictures(
         self, frames: np.ndarray, trajectory: Trajectory | None, masks: np.ndarray | None
     ) -> list[PictureOption]:
@@ -208,7 +221,7 @@ class Encoder:
         frame and the mosaic without its strip of hidden background."""
         config = self.config
         intra_codec = config.intra_codec
-        if not (config.geometry and trajectory is not None):
+        if not (config.geometry and trajectory is not None) or self.for_diffusion:
             return [PictureOption.make("plain", frames[0], None, self.geometry_codec, intra_codec)]
         grid = config.max_geometry_grid()
         geometry = fit_geometry(frames, trajectory, masks, GeometryFitConfig(grid=(grid, grid)))
@@ -261,6 +274,9 @@ class Encoder:
         elif self.search_split:
             split = search.choose(mask_options, pictures)
             chosen_masks, picture, intra = split.masks, split.picture, split.intra
+        elif self.for_diffusion:
+            chosen_masks = self._preset_masks(mask_options, budget)
+            intra = search.code(chosen_masks, picture)
         else:
             intra = search.code(chosen_masks, picture)
 
@@ -293,7 +309,7 @@ def encode_gops(
     """Code the frames of ``blocks`` ((n, H, W, 3) arrays of any length, e.g. a reader's GoPs)
     into ``out``; ``trajectory`` covers the whole video when the user gives poses."""
     encoder = Encoder(config, segmenter)
-    writer = BitstreamWriter(out, StreamHeader(width, height, fps, config.gop))
+    writer = BitstreamWriter(out, StreamHeader(width, height, fps, config.gop, generator=config.generator))
     report = EncodeReport(width, height)
     lookahead = LookAhead(blocks, config.gop)
     first = 0

@@ -184,7 +184,7 @@ def add_pose_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.set_defaults(handler=cmd_estimate)
 
     p = sub.add_parser("compress", help="compress a pose file (RealEstate10K, TUM or COLMAP)")
-    p.add_argument("input", help="pose file, or COLMAP folder / images.txt")
+    p.add_argument("input", help="pose file, or COLMAP folder / images.txt / images.bin")
     p.add_argument("-o", "--output", required=True, help="compressed pose file to write")
     p.add_argument("--codec", default="compact", choices=POSE_CODECS.names(), help="pose codec (default compact)")
     p.add_argument("--gop", type=int, default=25, help="frames per coded window (default 25)")

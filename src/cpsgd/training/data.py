@@ -22,8 +22,9 @@ from torch.utils.data import Dataset
 
 from cpsgd.errors import InputError
 from cpsgd.generators.diffusion.plucker import plucker_embedding
+from cpsgd.poses.formats import crop_intrinsics
 from cpsgd.poses.re10k import read_re10k
-from cpsgd.poses.trajectory import Intrinsics, Trajectory
+from cpsgd.poses.trajectory import Trajectory
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 POSE_FILE = "poses.txt"
@@ -74,12 +75,6 @@ def _crop_box(height: int, width: int, target_h: int, target_w: int) -> tuple[in
     scale = min(height / target_h, width / target_w)
     h, w = round(target_h * scale), round(target_w * scale)
     return (height - h) // 2, (width - w) // 2, h, w
-
-
-def crop_intrinsics(k: Intrinsics, height: int, width: int, box: tuple[int, int, int, int]) -> Intrinsics:
-    """Normalised intrinsics of the crop ``box`` of a (height, width) image (resizing keeps them)."""
-    y0, x0, h, w = box
-    return Intrinsics(k.fx * width / w, k.fy * height / h, (k.cx * width - x0) / w, (k.cy * height - y0) / h)
 
 
 class ClipDataset(Dataset):

@@ -123,6 +123,7 @@ class VideoSource:
     _frame_files: list[Path] | None = None
     frame_count_hint: int | None = None  # frames it will give, at most max_frames; may be absent or approximate
     raw: RawFormat | None = None
+    crop_from: tuple[int, int] | None = None  # (height, width) before the square resize, if any
 
     def _raw_frames(self) -> Iterator[np.ndarray]:
         if self._frame_files is not None:
@@ -213,6 +214,7 @@ def open_video(
     else:
         source = _probe_file(path, size, max_frames, fps)
     if size:
+        source.crop_from = (source.height, source.width)
         source.width = source.height = size
     if max_frames is not None and source.frame_count_hint is not None:
         source.frame_count_hint = min(source.frame_count_hint, max_frames)

@@ -4,7 +4,8 @@ This module imports neither torch nor diffusers at import time, so registering t
 cheap; the model code is imported when a generator is first loaded.
 
 What each decoded part does here:
-- intra frame: SVD's conditioning image (CLIP image embedding + VAE latent), as in SVD; it is also
+- intra frame: frame 0 (cut out of the background mosaic when the intra picture is one) is SVD's
+  conditioning image (CLIP image embedding + VAE latent), as in SVD; it is also
   returned unchanged as frame 0, since the decoder already has it exactly.
 - poses: Plücker embeddings for the camera adapter (skipped when the stream has no pose section).
 - masks: foreground (label > 0) frames for the segmentation adapter (skipped when absent).
@@ -14,14 +15,14 @@ What each decoded part does here:
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from cpsgd.errors import InputError
 from cpsgd.generators.base import GENERATORS, Generator, GopConditions
+from cpsgd.generators.warp import intra_frame
 
 ATTENTION_CHOICES = ("sdpa", "math", "sliced")
 
@@ -233,9 +234,8 @@ class DiffusionGenerator(Generator):
         intra = np.asarray(conditions.intra)
         if intra.ndim != 3 or intra.shape[2] != 3 or intra.dtype != np.uint8:
             raise InputError(f"intra frame must be (H, W, 3) uint8, got {intra.shape} {intra.dtype}")
-        if intra.shape[:2] != (conditions.height, conditions.width):
-            intra = cv2.resize(intra, (conditions.width, conditions.height), interpolation=cv2.INTER_AREA)
-        return intra
+        # A background mosaic is cut to frame 0's window, as hold and warp do, not squashed.
+        return intra_frame(replace(conditions, intra=intra))
 
     def _run_chunk(self, image, frames, trajectory, masks, original_size, noise) -> np.ndarray:
         """One SVD call: (frames, H', W', 3) uint8 at the padded size."""
