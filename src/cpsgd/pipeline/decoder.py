@@ -12,6 +12,7 @@ from cpsgd.bitstream.container import MAX_DIMENSION, BitstreamReader, Gop, Secti
 from cpsgd.errors import BitstreamError
 from cpsgd.geometry import GEOMETRY_CODECS
 from cpsgd.generators import GENERATORS, Generator, GopConditions
+from cpsgd.inter import decode_inter
 from cpsgd.intra import decode_intra
 from cpsgd.masks.base import MASK_CODECS
 from cpsgd.objects import OBJECT_MOTION_CODECS
@@ -28,17 +29,26 @@ class DecodedGop:
 
 
 def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> GopConditions:
-    """Turn one GoP's sections into the generator's inputs (no generation)."""
-    intra = gop.find(SectionType.INTRA)
-    if intra is None:
-        raise BitstreamError(f"GoP {gop.index} has no intra section")
-    image = decode_intra(intra.payload, intra.backend)
+    """Turn one GoP's sections into the generator's inputs (no generation). A GoP coded as video
+    (an inter section) has its frames in ``side_channels["frames"]`` and frame 0 as the intra
+    picture."""
+    intra, inter = gop.find(SectionType.INTRA), gop.find(SectionType.INTER)
+    if (intra is None) == (inter is None):
+        raise BitstreamError(f"GoP {gop.index} needs exactly one intra or inter section")
+    video = None
+    if inter is not None:
+        video = decode_inter(inter.payload, inter.backend, gop.num_frames, header.width, header.height)
+        image = video[0]
+    else:
+        image = decode_intra(intra.payload, intra.backend)  # type: ignore[union-attr]
     if image.shape[0] > MAX_DIMENSION or image.shape[1] > MAX_DIMENSION:
         raise BitstreamError(f"GoP {gop.index}: intra picture too large")
     text = gop.find(SectionType.TEXT)
     if text is not None:
         caption = decode_caption(text.backend, text.payload)
     conditions = GopConditions(gop.num_frames, header.height, header.width, image, caption=caption)
+    if video is not None:
+        conditions.side_channels["frames"] = video
     poses = gop.find(SectionType.POSES)
     if poses is not None:
         conditions.trajectory = POSE_CODECS.by_code(poses.backend)().decompress(poses.payload, gop.num_frames)
@@ -76,7 +86,8 @@ def decode_gops(reader: BitstreamReader, generator: Generator, keep_going: bool 
             yield DecodedGop(gop.index, None, None, message)
             continue
         caption = conditions.caption
-        frames = generator.generate(conditions)
+        video = conditions.side_channels.get("frames")
+        frames = video if isinstance(video, np.ndarray) else generator.generate(conditions)
         expected = (gop.num_frames, reader.header.height, reader.header.width, 3)
         if frames.shape != expected or frames.dtype != np.uint8:
             raise RuntimeError(f"generator {generator.name} returned {frames.shape}, expected {expected}")
