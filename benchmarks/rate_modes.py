@@ -121,18 +121,19 @@ def main() -> None:
             print(f"{name}: {len(points)} anchor points cached", flush=True)
             continue
         for bpp in targets:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             out = io.BytesIO()
             report = encode_gops(
                 [frames], out, frames.shape[2], frames.shape[1], Fraction(fps).limit_denominator(1001),
                 EncoderConfig(bpp=bpp),
             )
-            encode_s = time.perf_counter() - start
-            start = time.perf_counter()
+            encode_s, encode_cpu = time.perf_counter() - start, time.process_time() - cpu
+            start, cpu = time.perf_counter(), time.process_time()
             decoded = decode_bytes(out.getvalue())
-            decode_s = time.perf_counter() - start
+            decode_s, decode_cpu = time.perf_counter() - start, time.process_time() - cpu
             row = {"clip": name, "target": bpp, "bpp": report.bpp, **scores(frames, decoded),
-                   "enc": encode_s / len(report.gops), "dec": decode_s / len(report.gops)}
+                   "enc": encode_s / len(report.gops), "dec": decode_s / len(report.gops),
+                   "enc_cpu": encode_cpu / len(report.gops), "dec_cpu": decode_cpu / len(report.gops)}
             if args.vmaf:
                 row["vmaf"] = vmaf(frames, decoded)
             anchor = {}
@@ -146,7 +147,8 @@ def main() -> None:
                 f"{m} {row[m]:.4f}/{'-' if anchor[m] is None else f'{anchor[m]:.4f}'}" for m in metrics
             )
             print(f"{name:14s} target {bpp:.4f} got {row['bpp']:.5f}  {versus}  enc {row['enc']:.1f} s/GoP "
-                  f"dec {row['dec']:.2f} s/GoP\n    {modes}", flush=True)
+                  f"({row['enc_cpu']:.1f} CPU) dec {row['dec']:.2f} s/GoP ({row['dec_cpu']:.2f} CPU)\n    {modes}",
+                  flush=True)
             if args.strips:
                 save_strip(args.strips / f"{name}-{bpp:g}.png", frames, decoded)
     if not rows:
@@ -161,7 +163,8 @@ def main() -> None:
             theirs = f"{np.mean([a for _, a in paired]):.4f} ({len(paired)} clips, cpsgd {np.mean([c for c, _ in paired]):.4f})" if paired else "-"
             parts.append(f"{metric} {mine:.4f} / {theirs}")
         print(f"  target {bpp:.4f}: got {np.mean([r['bpp'] for r in sel]):.5f}  " + "  ".join(parts)
-              + f"  enc max {max(r['enc'] for r in sel):.1f} s/GoP, dec max {max(r['dec'] for r in sel):.2f} s/GoP")
+              + f"  enc max {max(r['enc'] for r in sel):.1f} s/GoP ({max(r['enc_cpu'] for r in sel):.1f} CPU), "
+              f"dec max {max(r['dec'] for r in sel):.2f} s/GoP ({max(r['dec_cpu'] for r in sel):.2f} CPU)")
     falls = []
     for name in dict.fromkeys(r["clip"] for r in rows):
         ladder = sorted((r for r in rows if r["clip"] == name), key=lambda r: r["target"])

@@ -26,12 +26,14 @@ MIN_CODED_SIDE = 16  # the smallest frame side the codecs code
 
 
 class VideoCodec(ABC):
-    """A video codec with one rate knob, ``quantiser``: higher = fewer bytes."""
+    """A video codec with one rate knob, ``quantiser``: higher = fewer bytes. A search steps by
+    ``quantiser_step`` first, then by one near the answer."""
 
     name: str
     code: int
     min_quantiser: int
     max_quantiser: int
+    quantiser_step: int = 1
 
     @abstractmethod
     def encode(self, frames: np.ndarray, quantiser: int) -> list[bytes]:

@@ -58,31 +58,33 @@ class InterSearch:
             self.decoded(scale, quantiser),
         )
 
-    def _finest_within(self, scale: float, budget: int, low: int, high: int) -> int | None:
-        """Binary search for the lowest quantiser in [low, high] whose payload fits (bytes fall
-        as the quantiser rises), or None."""
+    def _finest_within(self, scale: float, budget: int, low: int, high: int, step: int) -> int | None:
+        """Binary search for the lowest quantiser on the grid ``low, low + step, ..`` up to
+        ``high`` whose payload fits (bytes fall as the quantiser rises), or None."""
         found = None
-        while low <= high:
-            middle = (low + high) // 2
-            if len(self.payload(scale, middle)) <= budget:
-                found, high = middle, middle - 1
+        first, last = 0, (high - low) // step
+        while first <= last:
+            middle = (first + last) // 2
+            quantiser = low + middle * step
+            if len(self.payload(scale, quantiser)) <= budget:
+                found, last = quantiser, middle - 1
             else:
-                low = middle + 1
+                first = middle + 1
         return found
 
     def best_quantiser(self, scale: float, budget: int, near: int | None = None) -> int | None:
-        """The lowest fitting quantiser at ``scale``; ``near`` (one a faster search chose) narrows
-        the search to a few steps around it when the answer lies there."""
+        """The lowest fitting quantiser at ``scale`` on the codec's coarse grid; with ``near`` (one
+        a faster search chose), the lowest in unit steps within a coarse step or two of it, or
+        failing that the lowest coarser one that fits."""
         codec = self.codec
-        if near is not None:
-            low, high = max(codec.min_quantiser, near - 3), min(codec.max_quantiser, near + 3)
-            found = self._finest_within(scale, budget, low, high)
-            if found is not None and (found > low or low == codec.min_quantiser):
-                return found
-            if found is None:
-                return self._finest_within(scale, budget, high + 1, codec.max_quantiser)
-            return self._finest_within(scale, budget, codec.min_quantiser, low - 1) or found
-        return self._finest_within(scale, budget, codec.min_quantiser, codec.max_quantiser)
+        step = codec.quantiser_step
+        if near is None:
+            return self._finest_within(scale, budget, codec.min_quantiser, codec.max_quantiser, step)
+        low, high = max(codec.min_quantiser, near - 2 * step), min(codec.max_quantiser, near + 2 * step)
+        found = self._finest_within(scale, budget, low, high, 1)
+        if found is None and high < codec.max_quantiser:
+            found = self._finest_within(scale, budget, high + 1, codec.max_quantiser, step)
+        return found
 
     def within(self, budget: int, scales: tuple[float, ...] | None = None, near: int | None = None) -> InterResult | None:
         """The best-scoring candidate within ``budget`` bytes, or None when nothing fits. Each

@@ -282,10 +282,12 @@ class SplitSearch:
         found = InterSearch(self.frames, preview_inter_codec(codec), score, self.picks).within(budget)
         if found is None:
             return None
-        # full effort at the scale the preview chose, its CRF a few steps either way
+        # full effort at the scale the preview chose, its CRF within a step or two of the preview's
         final = InterSearch(self.frames, INTER_CODECS.get(codec)(), score, self.picks).within(
             budget, (found.scale,), near=found.quantiser
-        ) or found
+        )
+        if final is None or final.score < found.score:
+            final = found
         return InterSplit(masks, final, final.score, frame_psnr(self.frames[self.picks], final.frames[self.picks]), self.picks)
 
 
