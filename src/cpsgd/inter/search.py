@@ -83,7 +83,10 @@ class InterSearch:
         low, high = max(codec.min_quantiser, near - 2 * step), min(codec.max_quantiser, near + 2 * step)
         found = self._finest_within(scale, budget, low, high, 1)
         if found is None and high < codec.max_quantiser:
-            found = self._finest_within(scale, budget, high + 1, codec.max_quantiser, step)
+            return self._finest_within(scale, budget, high + 1, codec.max_quantiser, step)
+        while found == low and low > codec.min_quantiser:  # the answer may lie lower still
+            low, high = max(codec.min_quantiser, low - 4 * step), low - 1
+            found = self._finest_within(scale, budget, low, high, 1) or found
         return found
 
     def within(self, budget: int, scales: tuple[float, ...] | None = None, near: int | None = None) -> InterResult | None:

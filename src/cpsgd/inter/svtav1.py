@@ -18,6 +18,7 @@ from cpsgd.errors import BitstreamError
 from cpsgd.inter.base import INTER_CODECS, VideoCodec
 
 _OBU_SEQUENCE_HEADER = 1
+SMALL_FRAME_PIXELS = 256 * 256
 
 
 class _Bits:
@@ -91,7 +92,7 @@ def _parse_sequence_header(payload: bytes) -> tuple[int, int]:
 
 @INTER_CODECS.register("svtav1", code=1)
 class SvtAv1Codec(VideoCodec):
-    """``preset``: SVT-AV1's speed (0 slowest .. 13 fastest); ``quantiser`` is its CRF in quarter
+    """``preset``: SVT-AV1's speed (0 slowest .. 13 fastest; None: by frame size); ``quantiser`` is its CRF in quarter
     steps (SVT-AV1 takes fractional CRFs, up to 70): a whole CRF step changes the size by 10-25%
     at these rates, too coarse to fill a budget."""
 
@@ -99,8 +100,16 @@ class SvtAv1Codec(VideoCodec):
     max_quantiser = 280
     quantiser_step = 4
 
-    def __init__(self, preset: int = 6) -> None:
+    def __init__(self, preset: int | None = None) -> None:
         self.preset = preset
+
+    def preset_for(self, width: int, height: int) -> int:
+        """The given preset, else by frame area: preset 4 (3-4% smaller than 6 at equal quality)
+        where a frame is at most 256x256, which is where the budgets below 0.01 BPP of a 512x512
+        clip code it; preset 6 (2x faster) above."""
+        if self.preset is not None:
+            return self.preset
+        return 4 if width * height <= SMALL_FRAME_PIXELS else 6
 
     def encode(self, frames: np.ndarray, quantiser: int) -> list[bytes]:
         # SVT-AV1 prints its settings on stderr at every encoder start unless its log level, read
@@ -109,7 +118,7 @@ class SvtAv1Codec(VideoCodec):
         context = av.CodecContext.create("libsvtav1", "w")
         context.width, context.height, context.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         context.time_base, context.framerate = Fraction(1, 25), Fraction(25)  # timing is not sent
-        context.options = {"preset": str(self.preset), "svtav1-params": f"lp=1:crf={quantiser / 4:g}"}
+        context.options = {"preset": str(self.preset_for(frames.shape[2], frames.shape[1])), "svtav1-params": f"lp=1:crf={quantiser / 4:g}"}
         packets: list[bytes] = []
         for index, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")

@@ -293,7 +293,8 @@ class Encoder:
         elif self.search_split:
             split = search.choose(mask_options, pictures)
             video = search.inter(mask_options, config.inter_codec) if config.inter else None
-            if video is not None and video.score > split.score and video.total_bytes <= max(search.budget, split.total_bytes):
+            fits = video is not None and video.total_bytes <= max(search.budget, split.total_bytes)
+            if video is not None and fits and video.mode_score() > split.mode_score():
                 sections += self._mask_sections(video.masks)
                 sections.append(Section(SectionType.INTER, INTER_CODECS.get(config.inter_codec).code, video.inter.payload))
                 report = GopReport(

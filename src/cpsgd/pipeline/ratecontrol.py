@@ -12,10 +12,10 @@ ranked with a fast preview of the intra codec (AV1 at speed 9: 10-20x faster, ab
 worse at equal size); only the winner is coded at full effort. Every budget asked of one
 picture reuses the codings already made (``IntraSearch``).
 
-Against the best split, the inter mode is scored the same way: the whole GoP coded as video by
+Against the best split, the inter mode is searched the same way: the whole GoP coded as video by
 SVT-AV1 at the downscale and CRF that fit the bytes the poses and the cheapest masks leave
-(``cpsgd.inter``). It wins where the warp cannot follow the content and the budget pays for a
-video, which is what makes quality keep rising with the rate.
+(``cpsgd.inter``); the two winners are weighed on RGB MS-SSIM. The video wins where the warp
+cannot follow the content and the budget pays for it, which keeps quality rising with the rate.
 """
 
 from __future__ import annotations
@@ -124,6 +124,11 @@ class Split:
     eval_frames: np.ndarray  # their indices in the GoP
     search: SplitSearch  # the search that made it (renders it at other frames)
 
+    def mode_score(self) -> float:
+        """The score the modes are weighed on (``render_score`` with RGB MS-SSIM)."""
+        reference = self.search.frames[self.eval_frames]
+        return render_score(reference, self.render(self.eval_frames), self.search.config.ms_ssim_weight, rgb=True)[0]
+
     def render(self, picks: np.ndarray) -> np.ndarray:
         """The decoder's frames at GoP indices ``picks``."""
         return self.search.render(self.masks, self.picture, self.intra, picks)
@@ -150,10 +155,13 @@ class InterSplit:
 
     masks: MaskOption  # sent without object motion: the frames need no transport
     inter: InterResult
-    score: float
+    score: float  # ``render_score`` with RGB MS-SSIM, as ``Split.mode_score``
     frame_psnr: np.ndarray
     eval_frames: np.ndarray
     mode = "inter"
+
+    def mode_score(self) -> float:
+        return self.score
 
     def render(self, picks: np.ndarray) -> np.ndarray:
         return self.inter.frames[picks]
@@ -173,11 +181,15 @@ def rgb_ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
     return float(np.mean([ms_ssim(grey(reference[..., c]), grey(decoded[..., c])) for c in range(3)]))
 
 
-def render_score(reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float) -> tuple[float, np.ndarray]:
-    """What the rate control maximises, mean PSNR (dB) plus a weighted RGB MS-SSIM, and the
-    per-frame PSNR it comes from."""
+def render_score(
+    reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float, rgb: bool = False
+) -> tuple[float, np.ndarray]:
+    """What the rate control maximises, mean PSNR (dB) plus a weighted MS-SSIM, and the per-frame
+    PSNR it comes from. Candidates of one mode are ranked on luma MS-SSIM; the modes are weighed
+    against each other on ``rgb`` MS-SSIM (three times the cost), which sees colour."""
     per_frame = frame_psnr(reference, rendered)
-    return float(per_frame.mean()) + ms_ssim_weight * rgb_ms_ssim(reference, rendered), per_frame
+    similarity = rgb_ms_ssim(reference, rendered) if rgb else ms_ssim(reference, rendered)
+    return float(per_frame.mean()) + ms_ssim_weight * similarity, per_frame
 
 
 def eval_indices(num_frames: int, count: int) -> np.ndarray:
@@ -288,7 +300,9 @@ class SplitSearch:
         )
         if final is None or final.score < found.score:
             final = found
-        return InterSplit(masks, final, final.score, frame_psnr(self.frames[self.picks], final.frames[self.picks]), self.picks)
+        reference = self.frames[self.picks]
+        score, per_frame = render_score(reference, final.frames[self.picks], self.config.ms_ssim_weight, rgb=True)
+        return InterSplit(masks, final, score, per_frame, self.picks)
 
 
 def drift_cut(split: Split, drift_db: float, min_frames: int) -> int | None:
