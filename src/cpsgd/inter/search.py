@@ -63,6 +63,8 @@ class InterSearch:
         ``high`` whose payload fits (bytes fall as the quantiser rises), or None."""
         found = None
         first, last = 0, (high - low) // step
+        if last >= 0 and len(self.payload(scale, low + last * step)) > budget:
+            return None  # the coarsest does not fit: no need to bisect
         while first <= last:
             middle = (first + last) // 2
             quantiser = low + middle * step

@@ -93,11 +93,13 @@ def _parse_sequence_header(payload: bytes) -> tuple[int, int]:
 @INTER_CODECS.register("svtav1", code=1)
 class SvtAv1Codec(VideoCodec):
     """``preset``: SVT-AV1's speed (0 slowest .. 13 fastest; None: by frame size); ``quantiser`` is its CRF in quarter
-    steps (SVT-AV1 takes fractional CRFs, up to 70): a whole CRF step changes the size by 10-25%
-    at these rates, too coarse to fill a budget."""
+    steps (SVT-AV1 takes fractional CRFs): a whole CRF step changes the size by 10-25% at these
+    rates, too coarse to fill a budget. CRFs above 63 (SVT-AV1 takes up to 70) are not used: from
+    63 to 64 blackswan at 192 px loses 0.026 MS-SSIM for 11% fewer bytes, where a coarser
+    downscale at a lower CRF does far better."""
 
     min_quantiser = 4
-    max_quantiser = 280
+    max_quantiser = 252
     quantiser_step = 4
 
     def __init__(self, preset: int | None = None) -> None:

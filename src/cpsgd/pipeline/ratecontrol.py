@@ -294,10 +294,15 @@ class SplitSearch:
         found = InterSearch(self.frames, preview_inter_codec(codec), score, self.picks).within(budget)
         if found is None:
             return None
-        # full effort at the scale the preview chose, its CRF within a step or two of the preview's
-        final = InterSearch(self.frames, INTER_CODECS.get(codec)(), score, self.picks).within(
-            budget, (found.scale,), near=found.quantiser
-        )
+        # Full effort at the scale the preview chose, its CRF within a step or two of the
+        # preview's; where the slower preset's coding is larger and no CRF fits, the next coarser
+        # scale that does.
+        search = InterSearch(self.frames, INTER_CODECS.get(codec)(), score, self.picks)
+        final = search.within(budget, (found.scale,), near=found.quantiser)
+        for scale in sorted(s for s in search.scales if s > found.scale):
+            if final is not None:
+                break
+            final = search.within(budget, (scale,))
         if final is None or final.score < found.score:
             final = found
         reference = self.frames[self.picks]
