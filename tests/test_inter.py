@@ -144,3 +144,19 @@ def test_inter_streams_survive_mutation() -> None:
     assert {g.mode for g in report.gops} == {"inter"}
     fuzzed = fuzz_decoder([data], count=150, seed=3, generator="hold")
     assert fuzzed.tried == 150 and fuzzed.outcomes["rejected"] > 0
+
+
+def test_encode_prints_one_warning_line_when_the_rate_cannot_be_met(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from cpsgd.cli import main
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(textured_clip(3, 32, 32)):
+        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    assert main(["encode", str(folder), "-o", str(tmp_path / "a.cpsgd"), "--bpp", "0.001", "-q"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: the clip cannot be coded at 0.001 BPP")
+    assert main(["info", str(tmp_path / "a.cpsgd")]) == 0
+    assert "mode" in capsys.readouterr().out
