@@ -105,6 +105,9 @@ def cmd_encode(args: argparse.Namespace) -> None:
         commit_path(tmp, args.output)
     finally:
         tmp.unlink(missing_ok=True)
+    missed = None if config.intra_quality is not None else report.missed_rate(config.target_bpp())
+    if missed:
+        print(f"warning: {missed}", file=sys.stderr)
     if not args.quiet:
         print(
             f"{args.output}: {plural(report.num_frames, 'frame')} {report.width}x{report.height} in "

@@ -66,6 +66,8 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
                    help="send no object motion: the decoder moves objects by their masks' shapes alone")
     p.add_argument("--no-geometry", action="store_true", help="send no scene-geometry side channel")
     p.add_argument("--no-mosaic", action="store_true", help="send the plain first frame, not the background mosaic")
+    p.add_argument("--no-inter", action="store_true",
+                   help="never code a GoP as video (SVT-AV1); every GoP is an intra picture the generator moves")
     p.add_argument("--no-rate-control", action="store_true",
                    help="do not render candidate splits; send the preset's first choices")
     p.add_argument("--mask-factors", type=_factors, help="mask downscale factors the rate control may "
@@ -111,7 +113,7 @@ def encoder_config_from_args(args: argparse.Namespace, generator: str = "warp") 
         pose_estimator=None if args.pose_estimator == "none" else args.pose_estimator,
         pose_codec=args.pose_codec, segmenter=None if args.segmenter == "none" else args.segmenter,
         mask_codec=args.mask_codec, object_motion=not args.no_object_motion, geometry=not args.no_geometry,
-        mosaic=not args.no_mosaic,
+        mosaic=not args.no_mosaic, inter=not args.no_inter,
         rate_control=not args.no_rate_control, mask_factors=args.mask_factors,
         geometry_grid=args.geometry_grid, adaptive_gop=not args.fixed_gop, drift_db=args.drift_db,
         generator=generator,

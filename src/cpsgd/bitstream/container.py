@@ -56,12 +56,14 @@ class SectionType(enum.IntEnum):
     MASKS = 4
     GEOMETRY = 5
     OBJECTS = 6
+    INTER = 7  # the GoP as video, instead of an intra picture (added in format 1: older streams have none)
 
     @property
     def part(self) -> str:
         """The name of the part in `cpsgd info` (the paper's Table 1 columns)."""
         return {
-            1: "text", 2: "intra", 3: "camera_pose", 4: "segmentation", 5: "geometry", 6: "object_motion"
+            1: "text", 2: "intra", 3: "camera_pose", 4: "segmentation", 5: "geometry", 6: "object_motion",
+            7: "inter",
         }[self.value]
 
 

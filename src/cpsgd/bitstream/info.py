@@ -16,6 +16,7 @@ class GopInfo:
     num_frames: int
     bits: dict[str, int]
     backends: dict[str, int]
+    mode: str = "warp"  # "inter": the GoP is coded as video (an inter section, no intra picture)
 
 
 @dataclass
@@ -54,7 +55,8 @@ def inspect_stream(file: BinaryIO) -> StreamInfo:
         bits["overhead"] = 8 * gop.coded_bytes - sum(bits.values())
         for part, value in bits.items():
             totals[part] += value
-        gops.append(GopInfo(gop.index, gop.num_frames, bits, {s.type.part: s.backend for s in gop.sections}))
+        mode = "inter" if gop.find(SectionType.INTER) is not None else "warp"
+        gops.append(GopInfo(gop.index, gop.num_frames, bits, {s.type.part: s.backend for s in gop.sections}, mode))
     total = 8 * (file.tell() - start)
     return StreamInfo(header.width, header.height, float(header.fps), header.gop_size, header.num_frames, total, totals, gops)
 
@@ -74,7 +76,9 @@ def format_table(info: StreamInfo, per_gop: bool = True) -> str:
     if per_gop:
         shown = [p for p in PARTS if info.bits[p]]
         lines.append("")
-        lines.append(f"{'GoP':>5}{'frames':>8}" + "".join(f"{p:>14}" for p in shown))
+        lines.append(f"{'GoP':>5}{'frames':>8}{'mode':>7}" + "".join(f"{p:>14}" for p in shown))
         for gop in info.gops:
-            lines.append(f"{gop.index:>5}{gop.num_frames:>8}" + "".join(f"{gop.bits.get(p, 0):>14,}" for p in shown))
+            lines.append(
+                f"{gop.index:>5}{gop.num_frames:>8}{gop.mode:>7}" + "".join(f"{gop.bits.get(p, 0):>14,}" for p in shown)
+            )
     return "\n".join(lines)

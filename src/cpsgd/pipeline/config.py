@@ -65,6 +65,8 @@ class EncoderConfig:
     geometry_codec: str = "grid8"
     mosaic: bool = True                 # allow the GoP's background mosaic as the intra picture
     rate_control: bool = True           # choose masks/picture/geometry split by rendering candidates
+    inter: bool = True                  # let the rate control code a GoP as video where that renders better
+    inter_codec: str = "svtav1"
     mask_factors: tuple[int, ...] | None = None  # mask downscale factors to try; None: the preset's
     geometry_grid: int | None = None    # finest geometry grid side; None: the preset's
     adaptive_gop: bool = True           # new intra frame at scene cuts and on drift

@@ -13,6 +13,7 @@ from cpsgd.bitstream.container import BitstreamReader, Gop, SectionType, StreamH
 from cpsgd.errors import BitstreamError
 from cpsgd.geometry import GEOMETRY_CODECS
 from cpsgd.generators import GENERATORS, Generator, GopConditions
+from cpsgd.inter import decode_inter
 from cpsgd.intra import decode_intra
 from cpsgd.masks.base import MASK_CODECS
 from cpsgd.objects import OBJECT_MOTION_CODECS
@@ -34,10 +35,12 @@ class DecodedGop:
 
 def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> GopConditions:
     """Turn one GoP's sections into the generator's inputs (no generation). Sizes a section
-    declares are checked against the stream's frame size before they drive any work."""
-    intra = gop.find(SectionType.INTRA)
-    if intra is None:
-        raise BitstreamError(f"GoP {gop.index} has no intra section")
+    declares are checked against the stream's frame size before they drive any work. A GoP coded
+    as video (an inter section) has its frames in ``side_channels["frames"]`` and frame 0 as the
+    intra picture."""
+    intra, inter = gop.find(SectionType.INTRA), gop.find(SectionType.INTER)
+    if (intra is None) == (inter is None):
+        raise BitstreamError(f"GoP {gop.index} needs exactly one intra or inter section")
     height, width = header.height, header.width
     geometry = gop.find(SectionType.GEOMETRY)
     scene = None if geometry is None else GEOMETRY_CODECS.by_code(geometry.backend)().decompress(geometry.payload)
@@ -51,11 +54,18 @@ def decode_conditions(gop: Gop, header: StreamHeader, caption: str | None) -> Go
         if not layout.contains_frame(height, width):
             raise BitstreamError(f"GoP {gop.index}: mosaic layout does not contain the frame")
         picture = layout.image_shape
-    image = decode_intra(intra.payload, intra.backend, max_size=(picture[1], picture[0]))
+    video = None
+    if inter is not None:
+        video = decode_inter(inter.payload, inter.backend, gop.num_frames, width, height)
+        image = video[0]
+    else:
+        image = decode_intra(intra.payload, intra.backend, max_size=(picture[1], picture[0]))  # type: ignore[union-attr]
     text = gop.find(SectionType.TEXT)
     if text is not None:
         caption = decode_caption(text.backend, text.payload)
     conditions = GopConditions(gop.num_frames, height, width, image, caption=caption)
+    if video is not None:
+        conditions.side_channels["frames"] = video
     if scene is not None:
         conditions.side_channels["geometry"] = scene
     poses = gop.find(SectionType.POSES)
@@ -89,11 +99,12 @@ def decode_gops(
             if gop.damage:
                 raise BitstreamError(gop.damage)
             conditions = decode_conditions(gop, reader.header, caption)
+            video = conditions.side_channels.get("frames")  # a GoP coded as video needs no generator
             if lazy:
-                frames = generator.frames(conditions)
+                frames = iter(video) if isinstance(video, np.ndarray) else generator.frames(conditions)
                 first = next(frames, None)  # the generator's own checks run here
             else:
-                frames = generator.generate(conditions)
+                frames = video if isinstance(video, np.ndarray) else generator.generate(conditions)
         except BitstreamError as exc:
             message = str(exc) if str(exc).startswith("GoP ") else f"GoP {gop.index}: {exc}"
             if not keep_going:

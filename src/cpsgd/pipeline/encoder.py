@@ -8,12 +8,14 @@ Within a GoP, side information is estimated first (masks, poses, the masked obje
 the rate control (``cpsgd.pipeline.ratecontrol``) splits the GoP's bytes between the masks (with
 their object motion), the geometry side
 channel and the intra picture (mosaic or plain frame) by rendering candidates with the decoder's
-generator. Bytes a GoP leaves unspent are carried over to the next, so the clip meets its target.
+generator, and weighs that against coding the GoP as video (the inter mode: poses, masks and an
+SVT-AV1 stream). Bytes a GoP leaves unspent are carried over to the next, so the clip meets its
+target.
 
 A stream for the diffusion generator (``config.generator``) carries the paper's parts only: the
-plain frame 0, text, poses and masks, with no geometry or object motion (SVD reads neither). No
-diffusion render fits in the rate control on a CPU, so there the preset fixes the split instead:
-the masks take up to its ``diffusion_mask_share`` of the bytes, frame 0 the rest.
+plain frame 0, text, poses and masks, with no geometry, object motion or inter mode (SVD reads
+none of them). No diffusion render fits in the rate control on a CPU, so there the preset fixes
+the split instead: the masks take up to its ``diffusion_mask_share`` of the bytes, frame 0 the rest.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ from cpsgd.geometry import (
     build_mosaic,
     fit_geometry,
 )
+from cpsgd.inter import INTER_CODECS
 from cpsgd.intra import INTRA_CODECS, encode_intra
 from cpsgd.masks.base import MASK_CODECS, SEGMENTERS, MaskCodec, Segmenter
 from cpsgd.objects import OBJECT_MOTION_CODECS, ObjectMotionCodec, fit_object_motion
 from cpsgd.pipeline.config import EncoderConfig
 from cpsgd.pipeline.ratecontrol import (
     SECTION_OVERHEAD_BYTES,
+    InterSplit,
     MaskOption,
     PictureOption,
     Split,
@@ -66,6 +70,7 @@ from cpsgd.video import VideoSource
 # Bytes the container spends per GoP beyond its sections: GoP header (about 4).
 GOP_OVERHEAD_BYTES = 4
 MAX_CARRY = 0.5  # a GoP's budget moves by at most this share for earlier GoPs' unspent bytes
+RATE_TOLERANCE = 1.25  # a rate this factor off the target either way is reported as missed
 
 MaskProvider = Callable[[int, int], np.ndarray]  # (first frame, count) -> (count, H, W) labels
 
@@ -77,10 +82,11 @@ class GopReport:
     section_bytes: dict[str, int]
     intra_quality: int
     intra_scale: float
-    picture: str = "plain"  # "mosaic", "mosaic-nostrip" or "plain"
+    picture: str = "plain"  # "mosaic", "mosaic-nostrip", "plain" or "video" (the inter mode)
     mask_factor: int | None = None  # None: no mask section
     ended_by: str = "length"  # why the GoP ended: "length", "scene cut", "drift" or "end"
     score: float | None = None  # the rate control's render score of the chosen split
+    mode: str = "warp"  # "warp" (intra picture + side channels) or "inter" (the GoP as video)
 
 
 @dataclass
@@ -95,6 +101,20 @@ class EncodeReport:
     def bpp(self) -> float:
         return 8 * self.total_bytes / max(1, self.width * self.height * self.num_frames)
 
+    def missed_rate(self, target_bpp: float) -> str | None:
+        """One line saying why the rate reached is far from ``target_bpp``, or None when near it."""
+        if self.bpp > RATE_TOLERANCE * target_bpp:
+            return (
+                f"the clip cannot be coded at {target_bpp:g} BPP: its fixed costs (headers, poses, masks "
+                f"and the smallest picture or video) reach {self.bpp:.5f} BPP"
+            )
+        if self.bpp * RATE_TOLERANCE < target_bpp:
+            return (
+                f"the clip cannot use {target_bpp:g} BPP: every option saturates at {self.bpp:.5f} BPP "
+                f"(the best quality the codecs reach)"
+            )
+        return None
+
 
 def coded_bytes(sections: list[Section]) -> int:
     """What the sections take in the file, lengths and CRCs included."""
@@ -108,6 +128,7 @@ class Encoder:
     def __init__(self, config: EncoderConfig, segmenter: Segmenter | None = None) -> None:
         self.config = config.validated()
         INTRA_CODECS.get(config.intra_codec)  # fail early on unknown names
+        INTER_CODECS.get(config.inter_codec)
         OBJECT_MOTION_CODECS.get(config.object_motion_codec)
         self.pose_estimator = POSE_ESTIMATORS.get(config.pose_estimator)() if config.pose_estimator else None
         if segmenter is None and config.segmenter:
@@ -159,7 +180,8 @@ class Encoder:
         if trajectory is None and self.pose_estimator is not None:
             trajectory = self.pose_estimator.estimate(frames, masks)
         sections, report, split = self._code(frames, index, trajectory, masks, user_masks)
-        cut = drift_cut(split, config.drift_db, config.min_gop) if config.adaptive_gop and split else None
+        drifts = config.adaptive_gop and isinstance(split, Split)  # video does not drift
+        cut = drift_cut(split, config.drift_db, config.min_gop) if drifts else None  # type: ignore[arg-type]
         if cut is not None:
             # Analysis by synthesis: the drift only proposes the cut; it is kept when the frames
             # render better as two GoPs (each with its share of the bytes) than as one.
@@ -178,7 +200,9 @@ class Encoder:
         self.carry += self.gop_budget(report.num_frames, width, height, index) - coded_bytes(sections)
         return sections, report
 
-    def _cut_gain(self, frames: np.ndarray, whole: Split, head: Split, tail: Split, cut: int) -> float:
+    def _cut_gain(
+        self, frames: np.ndarray, whole: Split, head: Split | InterSplit, tail: Split | InterSplit, cut: int
+    ) -> float:
         """By how much cutting beats keeping the GoP whole, less the margin the cut must win by."""
         rc = whole.search.config
         return cut_gain(frames, whole, head, tail, cut, rc.cut_eval_frames, rc.ms_ssim_weight) - rc.cut_min_gain
@@ -214,6 +238,14 @@ class Encoder:
         fitting = [option for option in options if option.cost <= limit]
         return max(fitting, key=lambda o: o.cost) if fitting else min(options, key=lambda o: o.cost)
 
+    def _mask_sections(self, masks: MaskOption) -> list[Section]:
+        sections = []
+        if masks.payload is not None:
+            sections.append(Section(SectionType.MASKS, self.mask_codec(masks.factor).code, masks.payload))
+        if masks.motion_payload is not None:
+            sections.append(Section(SectionType.OBJECTS, self.object_motion_codec.code, masks.motion_payload))
+        return sections
+
     def _pictures(
         self, frames: np.ndarray, trajectory: Trajectory | None, masks: np.ndarray | None
     ) -> list[PictureOption]:
@@ -248,7 +280,7 @@ class Encoder:
         trajectory: Trajectory | None,
         masks: np.ndarray | None,
         user_masks: bool,
-    ) -> tuple[list[Section], GopReport, Split | None]:
+    ) -> tuple[list[Section], GopReport, Split | InterSplit | None]:
         config = self.config
         num_frames, height, width = frames.shape[:3]
         budget = self.gop_budget(num_frames, width, height, index)
@@ -273,6 +305,16 @@ class Encoder:
             intra = encode_intra(picture.image, config.intra_codec, quality=config.intra_quality)
         elif self.search_split:
             split = search.choose(mask_options, pictures)
+            video = search.inter(mask_options, config.inter_codec) if config.inter else None
+            fits = video is not None and video.total_bytes <= max(search.budget, split.total_bytes)
+            if video is not None and fits and video.mode_score() > split.mode_score():
+                sections += self._mask_sections(video.masks)
+                sections.append(Section(SectionType.INTER, INTER_CODECS.get(config.inter_codec).code, video.inter.payload))
+                report = GopReport(
+                    index, num_frames, {s.type.part: len(s.payload) for s in sections}, video.inter.quantiser,
+                    video.inter.scale, "video", video.masks.factor, score=video.score, mode="inter",
+                )
+                return sections, report, video
             chosen_masks, picture, intra = split.masks, split.picture, split.intra
         elif self.for_diffusion:
             chosen_masks = self._preset_masks(mask_options, budget)
@@ -280,10 +322,7 @@ class Encoder:
         else:
             intra = search.code(chosen_masks, picture)
 
-        if chosen_masks.payload is not None:
-            sections.append(Section(SectionType.MASKS, self.mask_codec(chosen_masks.factor).code, chosen_masks.payload))
-        if chosen_masks.motion_payload is not None:
-            sections.append(Section(SectionType.OBJECTS, self.object_motion_codec.code, chosen_masks.motion_payload))
+        sections += self._mask_sections(chosen_masks)
         if picture.geometry_payload is not None:
             sections.append(Section(SectionType.GEOMETRY, self.geometry_codec.code, picture.geometry_payload))
         sections.append(Section(SectionType.INTRA, INTRA_CODECS.get(config.intra_codec).code, intra.payload))

@@ -11,6 +11,11 @@ first picture option, then the other picture options at the winning mask option.
 ranked with a fast preview of the intra codec (AV1 at speed 9: 10-20x faster, about 0.2-0.4 dB
 worse at equal size); only the winner is coded at full effort. Every budget asked of one
 picture reuses the codings already made (``IntraSearch``).
+
+Against the best split, the inter mode is searched the same way: the whole GoP coded as video by
+SVT-AV1 at the downscale and CRF that fit the bytes the poses and the cheapest masks leave
+(``cpsgd.inter``); the two winners are weighed on RGB MS-SSIM. The video wins where the warp
+cannot follow the content and the budget pays for it, which keeps quality rising with the rate.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from cpsgd.generators.base import GopConditions
 from cpsgd.generators.warp import WarpGenerator
 from cpsgd.geometry import GeometryCodec, SceneGeometry
 from cpsgd.intra.base import INTRA_CODECS, ImageCodec
+from cpsgd.inter import INTER_CODECS, InterResult, InterSearch, VideoCodec
+from cpsgd.inter.base import MIN_CODED_SIDE
 from cpsgd.intra.budget import DEFAULT_SCALES, IntraResult, IntraSearch
 from cpsgd.objects import ObjectMotion
 from cpsgd.poses.trajectory import Trajectory
@@ -33,8 +40,16 @@ from cpsgd.quality import frame_psnr
 SECTION_OVERHEAD_BYTES = 5
 MIN_INTRA_BYTES = 64
 PREVIEW_AV1_SPEED = 9
+PREVIEW_INTER_PRESET = 11  # SVT-AV1 preset ranking inter candidates; the winner is coded at the codec's default
+MIN_INTER_BYTES = 200  # below this a GoP of video is not worth trying (SVT-AV1's own floor is near it)
 # Down to 0.0005 BPP a 512x512 GoP leaves the picture ~150 bytes: coarser pictures must be possible.
 RATE_SCALES = (*DEFAULT_SCALES, 8.0, 12.0, 16.0)
+
+
+def preview_inter_codec(name: str) -> VideoCodec:
+    """The inter codec at fast settings, for ranking candidates."""
+    cls = INTER_CODECS.get(name)
+    return cls(preset=PREVIEW_INTER_PRESET) if name == "svtav1" else cls()  # type: ignore[call-arg]
 
 
 def preview_codec(name: str) -> ImageCodec:
@@ -109,6 +124,11 @@ class Split:
     eval_frames: np.ndarray  # their indices in the GoP
     search: SplitSearch  # the search that made it (renders it at other frames)
 
+    def mode_score(self) -> float:
+        """The score the modes are weighed on (``render_score`` with RGB MS-SSIM)."""
+        reference = self.search.frames[self.eval_frames]
+        return render_score(reference, self.render(self.eval_frames), self.search.config.ms_ssim_weight, rgb=True)[0]
+
     def render(self, picks: np.ndarray) -> np.ndarray:
         """The decoder's frames at GoP indices ``picks``."""
         return self.search.render(self.masks, self.picture, self.intra, picks)
@@ -116,6 +136,8 @@ class Split:
     @property
     def total_bytes(self) -> int:
         return self.masks.cost + self.picture.cost + len(self.intra.payload) + SECTION_OVERHEAD_BYTES
+
+    mode = "warp"
 
     def better_than(self, other: Split | None, budget: int) -> bool:
         """Within the budget beats over it; then the higher score (over it: the smaller)."""
@@ -127,11 +149,47 @@ class Split:
         return self.score > other.score if fits else self.total_bytes < other.total_bytes
 
 
-def render_score(reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float) -> tuple[float, np.ndarray]:
+@dataclass
+class InterSplit:
+    """The GoP coded as video (``cpsgd.inter``), with poses and masks still sent beside it."""
+
+    masks: MaskOption  # sent without object motion: the frames need no transport
+    inter: InterResult
+    score: float  # ``render_score`` with RGB MS-SSIM, as ``Split.mode_score``
+    frame_psnr: np.ndarray
+    eval_frames: np.ndarray
+    mode = "inter"
+
+    def mode_score(self) -> float:
+        return self.score
+
+    def render(self, picks: np.ndarray) -> np.ndarray:
+        return self.inter.frames[picks]
+
+    @property
+    def total_bytes(self) -> int:
+        return self.masks.cost + len(self.inter.payload) + SECTION_OVERHEAD_BYTES
+
+
+def rgb_ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """MS-SSIM averaged over the R, G and B planes (as pytorch-msssim scores RGB): luma alone
+    does not see a mode that drops colour. Each plane goes through ``ms_ssim`` as a grey picture
+    whose luma is the plane itself."""
+    def grey(plane: np.ndarray) -> np.ndarray:
+        return np.repeat(((plane.astype(np.float32) - 16.0) * (255.0 / 219.0))[..., None], 3, axis=-1)
+
+    return float(np.mean([ms_ssim(grey(reference[..., c]), grey(decoded[..., c])) for c in range(3)]))
+
+
+def render_score(
+    reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float, rgb: bool = False
+) -> tuple[float, np.ndarray]:
     """What the rate control maximises, mean PSNR (dB) plus a weighted MS-SSIM, and the per-frame
-    PSNR it comes from."""
+    PSNR it comes from. Candidates of one mode are ranked on luma MS-SSIM; the modes are weighed
+    against each other on ``rgb`` MS-SSIM (three times the cost), which sees colour."""
     per_frame = frame_psnr(reference, rendered)
-    return float(per_frame.mean()) + ms_ssim_weight * ms_ssim(reference, rendered), per_frame
+    similarity = rgb_ms_ssim(reference, rendered) if rgb else ms_ssim(reference, rendered)
+    return float(per_frame.mean()) + ms_ssim_weight * similarity, per_frame
 
 
 def eval_indices(num_frames: int, count: int) -> np.ndarray:
@@ -220,6 +278,36 @@ class SplitSearch:
         if len(intra.payload) > budget:  # the full-effort coding is a little larger: go coarser
             intra = search.within(budget, tuple(s for s in search.scales if s > best.intra.scale) or None)
         return self.score(best.masks, best.picture, search.fill(intra, budget))
+
+    def inter(self, mask_options: list[MaskOption], codec: str) -> InterSplit | None:
+        """The GoP as video within the budget, with the cheapest masks that are sent; None when
+        the frames are too small or the budget cannot pay for a video."""
+        sent = [m for m in mask_options if m.payload is not None] or mask_options
+        masks = min(sent, key=lambda m: m.cost).without_motion()
+        budget = self.budget - masks.cost - SECTION_OVERHEAD_BYTES
+        if min(self.frames.shape[1:3]) < MIN_CODED_SIDE or budget < MIN_INTER_BYTES:
+            return None
+
+        def score(reference: np.ndarray, decoded: np.ndarray) -> float:
+            return render_score(reference, decoded, self.config.ms_ssim_weight)[0]
+
+        found = InterSearch(self.frames, preview_inter_codec(codec), score, self.picks).within(budget)
+        if found is None:
+            return None
+        # Full effort at the scale the preview chose, its CRF within a step or two of the
+        # preview's; where the slower preset's coding is larger and no CRF fits, the next coarser
+        # scale that does.
+        search = InterSearch(self.frames, INTER_CODECS.get(codec)(), score, self.picks)
+        final = search.within(budget, (found.scale,), near=found.quantiser)
+        for scale in sorted(s for s in search.scales if s > found.scale):
+            if final is not None:
+                break
+            final = search.within(budget, (scale,))
+        if final is None or final.score < found.score:
+            final = found
+        reference = self.frames[self.picks]
+        score, per_frame = render_score(reference, final.frames[self.picks], self.config.ms_ssim_weight, rgb=True)
+        return InterSplit(masks, final, score, per_frame, self.picks)
 
 
 def drift_cut(split: Split, drift_db: float, min_frames: int) -> int | None:
