@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from cpsgd.bench.cli import add_bench_command
+from cpsgd.errors import CpsgdError
 
 
 def main() -> int:
@@ -20,7 +21,11 @@ def main() -> int:
     commands = parser.add_subparsers()
     add_bench_command(commands)
     args = parser.parse_args(["bench", *sys.argv[1:]])
-    status = args.func(args)
+    try:
+        status = args.handler(args)
+    except CpsgdError as exc:
+        print(f"run_bench: error: {exc}", file=sys.stderr)
+        return 2
     print(f"command: python benchmarks/run_bench.py {' '.join(sys.argv[1:])}")
     print((args.output / "summary.md").read_text())
     return status

@@ -54,3 +54,24 @@ def test_video_folder_and_list(tmp_path):
 def test_missing_dataset_is_an_input_error(tmp_path):
     with pytest.raises(InputError):
         find_sources(tmp_path / "nope")
+
+
+def test_folder_of_clip_folders_with_optional_masks(tmp_path):
+    """The layout of ../shared/data/more: <clip>/frames and, for some clips, <clip>/masks."""
+    for name, masked in (("walk", True), ("bed", False)):
+        (tmp_path / name / "frames").mkdir(parents=True)
+        for i, frame in enumerate(textured_clip(4, 48, 80)):
+            Image.fromarray(frame).save(tmp_path / name / "frames" / f"{i:05d}.png")
+            if masked:
+                (tmp_path / name / "masks").mkdir(exist_ok=True)
+                mask = np.zeros((48, 80), np.uint8)
+                mask[8:40, 24:56] = 255
+                Image.fromarray(mask).save(tmp_path / name / "masks" / f"{i:05d}.png")
+    assert [(s.name, s.kind) for s in find_sources(tmp_path)] == [("bed", "clip"), ("walk", "clip")]
+    bed, walk = load_dataset(tmp_path, Protocol(frames=3, size=32))
+    assert bed.masks is None and bed.frames.shape == (3, 32, 32, 3)
+    # Cropped to the centre 48x48 square and resized to 32 as the frames are: the 32x32 box becomes
+    # about 21x21, centred.
+    assert walk.masks.shape == (3, 32, 32) and walk.masks[0].sum() == pytest.approx(21.3**2, rel=0.1)
+    assert walk.masks[0, 16, 16] == 1 and walk.masks[0, 2, 2] == 0
+    assert find_sources(tmp_path / "walk")[0].name == "walk"

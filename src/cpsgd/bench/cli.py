@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from cpsgd.bench.anchors import DEFAULT_SCALES
+from cpsgd.bench.anchors import DEFAULT_SCALE_FRACTIONS, scales_for
 from cpsgd.bench.codecs import ALL_CODECS, DEFAULT_CODECS, DEFAULT_TARGETS
 from cpsgd.bench.datasets import Protocol, find_sources, load_sequence
+from cpsgd.bench.metrics import missing_packages
 from cpsgd.bench.optional import OptionalMetrics
-from cpsgd.bench.report import write_report
-from cpsgd.bench.run import ALL_METRICS, BenchConfig, all_points, run_bench
+from cpsgd.bench.report import existing_report, write_report
+from cpsgd.bench.run import ALL_METRICS, BenchConfig, all_points, estimate_seconds, run_bench
 from cpsgd.errors import InputError
 
 
@@ -49,28 +51,48 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
                    help=f"comma-separated, from {', '.join(ALL_CODECS)} (default: {','.join(DEFAULT_CODECS)})")
     p.add_argument("--bpp", type=_floats, default=DEFAULT_TARGETS,
                    help="target rates: cpsgd's operating points and the summary's columns "
-                   f"(default {','.join(f'{r:g}' for r in DEFAULT_TARGETS)})")
+                   f"(default {','.join(f'{t:g}' for t in DEFAULT_TARGETS)})")
     p.add_argument("--frames", type=int, default=25, help="first frames of each sequence (default 25)")
     p.add_argument("--size", type=int, default=512, help="centre-crop square size (default 512)")
-    p.add_argument("--scales", type=lambda t: tuple(int(v) for v in _floats(t)), default=DEFAULT_SCALES,
-                   help="anchor encode sizes, upscaled after decoding (default 512,384,256,192,128)")
-    p.add_argument("--metrics", type=_names(ALL_METRICS), default=ALL_METRICS,
-                   help=f"comma-separated, from {', '.join(ALL_METRICS)} (default: all)")
+    fractions = ",".join(f"{f:g}" for f in DEFAULT_SCALE_FRACTIONS)
+    p.add_argument("--scales", type=lambda t: tuple(int(v) for v in _floats(t)),
+                   help="anchor encode sizes in pixels, at most --size; frames are downscaled from "
+                   f"--size and upscaled back after decoding (default {fractions} times --size)")
+    p.add_argument("--metrics", type=_names(ALL_METRICS),
+                   help=f"comma-separated, from {', '.join(ALL_METRICS)} (default: all; vmaf and "
+                   "niqe only when the bench extra is installed)")
     p.add_argument("--device", default="cpu", help="torch device for VMAF and learned metrics")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--generator", default="warp", help="cpsgd's decoder-side generator (default warp)")
     p.add_argument("--model", type=Path, help="--generator diffusion: local SVD directory (diffusers layout)")
     p.add_argument("--adapters", type=Path, help="--generator diffusion: adapters folder from `cpsgd train`")
     p.add_argument("--video-bpp", type=float, default=0.003, help="rate of the side-by-side videos")
-    p.add_argument("--no-videos", action="store_true", help="leave the side-by-side videos out")
+    p.add_argument("--no-videos", action="store_true", help="leave the side-by-side videos out (the PNG strips stay)")
     p.add_argument("--lpips-weights", type=lambda t: tuple(Path(v) for v in t.split(",")), default=(),
                    help="AlexNet features + LPIPS heads state dicts (comma-separated files)")
     p.add_argument("--clip-model", type=Path, help="local CLIP model folder (transformers layout)")
     p.add_argument("--aesthetic-head", type=Path, help="VBench aesthetic linear head state dict")
     p.add_argument("--fvd-weights", type=Path,
                    help="Kinetics-400 I3D state dict (.safetensors or torch) for FVD; needs 16+ frames")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite the report files of REPORT_DIR (its results.jsonl is always kept and reused)")
     p.set_defaults(handler=run_bench_command)
     return p
+
+
+def _metrics(requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The metrics to compute: those asked for, which must be installable here, or by default
+    every metric whose packages are installed (with a one-line note for those left out)."""
+    missing = {name: why for name in ALL_METRICS if (why := missing_packages(name))}
+    if requested is not None:
+        for name in requested:
+            if name in missing:
+                raise InputError(f"--metrics {name} needs {missing[name]}: pip install 'cpsgd[bench]'")
+        return requested
+    if missing:
+        print(f"bench: {' and '.join(missing)} left out: they need {', '.join(sorted(set(missing.values())))} "
+              "(pip install 'cpsgd[bench]')", file=sys.stderr)
+    return tuple(name for name in ALL_METRICS if name not in missing)
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
@@ -80,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise InputError("--size must be 16 to 4096")
     if args.generator == "diffusion" and args.model is None:
         raise InputError("--generator diffusion needs --model DIR (a local SVD diffusers directory)")
+    if args.scales is not None and any(not 16 <= s <= args.size for s in args.scales):
+        raise InputError(f"--scales must be 16 to --size ({args.size}): anchors are downscaled from the working size")
     for path in (*args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights):
         if path is not None and not path.exists():
             raise InputError(f"{path} does not exist")
@@ -89,8 +113,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         codecs=args.codecs,
         targets=args.bpp,
         protocol=Protocol(args.frames, args.size),
-        scales=args.scales,
-        metrics=args.metrics,
+        scales=args.scales if args.scales is not None else scales_for(args.size),
+        metrics=_metrics(args.metrics),
         optional=OptionalMetrics(args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights),
         device=args.device,
         generator=args.generator,
@@ -102,8 +126,16 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     )
 
 
-def bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> Path:
-    """Run (or resume) the benchmark and write its report; return index.html's path."""
+def bench(config: BenchConfig, progress: bool = True, jobs: int = 1, force: bool = False) -> Path:
+    """Run (or resume) the benchmark and write its report; return index.html's path. An existing
+    report is overwritten only with ``force`` (checked before any work)."""
+    found = existing_report(config.out_dir)
+    if found and not force:
+        raise InputError(f"{found} exists: pass --force to overwrite the report (results.jsonl is kept and reused)")
+    if progress:
+        seconds, count = estimate_seconds(config, jobs)
+        print(f"bench: {count} points to code and score, about {max(1, round(seconds / 60))} min here "
+              "(estimate from measured per-point costs)", file=sys.stderr)
     rows = run_bench(config, progress, jobs)
     sources = {s.name: s for s in find_sources(config.dataset)}
     keys = {(p.codec, p.key) for p in all_points(config)}
@@ -115,13 +147,13 @@ def bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> Path:
         seq = load_sequence(sources[name], config.protocol)
         return seq.frames, seq.fps
 
-    points = all_points(config) if config.videos else None
-    return write_report(rows, config.out_dir, config.targets, points, load_frames, config.video_bpp)
+    video_bpp = config.video_bpp if config.videos else None
+    return write_report(rows, config.out_dir, config.targets, all_points(config), load_frames, video_bpp)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
     if not 1 <= args.jobs <= 256:
         raise InputError("--jobs must be 1 to 256")
-    page = bench(config_from_args(args), jobs=args.jobs)
+    page = bench(config_from_args(args), jobs=args.jobs, force=args.force)
     print(f"report: {page}")
     return 0

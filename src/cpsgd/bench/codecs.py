@@ -36,6 +36,7 @@ class Coded:
     frames: np.ndarray  # (N, H, W, 3) uint8, decoded at the source size
     settings: dict
     parts: dict[str, int] = field(default_factory=dict)  # bits per bitstream part (cpsgd only)
+    gop_starts: list[int] | None = None  # first frame of each GoP (cpsgd only)
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,21 @@ class Point:
     run: Callable[[np.ndarray, float], Coded]
 
 
-def stream_parts(data: bytes) -> dict[str, int]:
-    """Bits per part of a .cpsgd stream (the paper's Table 1 columns) read from the stream itself;
-    headers, lengths and CRCs are counted as ``container``."""
+def stream_parts(data: bytes) -> tuple[dict[str, int], list[int]]:
+    """Bits per part of a .cpsgd stream (the paper's Table 1 columns) and the first frame of each
+    GoP, read from the stream itself; headers, lengths and CRCs are counted as ``container``."""
     from cpsgd.bitstream.container import BitstreamReader
 
     reader = BitstreamReader.from_bytes(data)
     parts: dict[str, int] = {}
+    starts, frame = [], 0
     for gop in reader.gops():
+        starts.append(frame)
+        frame += gop.num_frames
         for section in gop.sections:
             parts[section.type.part] = parts.get(section.type.part, 0) + 8 * len(section.payload)
     parts["container"] = 8 * len(data) - sum(parts.values())
-    return parts
+    return parts, starts
 
 
 def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple[str, str], ...]) -> Point:
@@ -73,7 +77,8 @@ def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple
         data = encode_frames(frames, fps, config)
         decoded = decode_bytes(data, decoder, **(dict(options) if decoder == generator else {}))
         settings = {"target_bpp": target, "generator": decoder, "config": asdict(config)}
-        return Coded(8 * len(data), decoded, settings, stream_parts(data))
+        parts, starts = stream_parts(data)
+        return Coded(8 * len(data), decoded, settings, parts, starts)
 
     return Point(codec, f"{codec}-bpp{target:g}", run)
 

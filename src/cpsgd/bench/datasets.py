@@ -1,4 +1,5 @@
-"""Benchmark datasets: a DAVIS-layout folder, a folder of videos, one video, or a list file.
+"""Benchmark datasets: a DAVIS-layout folder, a folder of videos, one video, a folder of clip
+folders (each ``<clip>/frames`` with optional ``<clip>/masks``), one frame folder, or a list file.
 
 Paper protocol by default: the first 25 frames of each sequence, centre-cropped to a square and
 resized to 512x512 (``cpsgd.video`` and ``cpsgd.masks.davis`` do the cropping).
@@ -10,11 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 
 from cpsgd.errors import InputError
 from cpsgd.masks.davis import davis_level, load_davis_clip
 from cpsgd.video import open_video
+from cpsgd.video.reader import square_resize
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m")
 DAVIS_FPS = 24.0
@@ -38,7 +42,8 @@ class Sequence:
 class Source:
     name: str
     path: Path
-    kind: str  # "davis" (root holding JPEGImages/[480p/]<name>), "frames" (a folder of images) or "video"
+    kind: str  # "davis" (root holding JPEGImages/[480p/]<name>), "clip" (a folder holding frames/ and
+    # perhaps masks/), "frames" (a folder of images) or "video"
 
 
 def find_sources(path: str | Path) -> list[Source]:
@@ -60,7 +65,23 @@ def find_sources(path: str | Path) -> list[Source]:
     videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     if videos:
         return [Source(p.stem, p, "video") for p in videos]
+    if (path / "frames").is_dir():
+        return [Source(path.name, path, "clip")]
+    clips = sorted(p for p in path.iterdir() if (p / "frames").is_dir())
+    if clips:
+        return [Source(p.name, p, "clip") for p in clips]
     return [Source(path.name, path, "frames")]
+
+
+def load_masks(folder: Path, count: int, size: int) -> np.ndarray | None:
+    """The first ``count`` masks of a folder of images (non-zero = object), cropped and resized
+    as the frames are (soft coverage thresholded at one half); None when there are fewer."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff"))[:count]
+    if len(paths) < count:
+        return None
+    masks = [square_resize((np.asarray(Image.open(p).convert("L")) > 127).astype(np.float32), size, cv2.INTER_AREA)
+             >= 0.5 for p in paths]
+    return np.stack(masks).astype(np.uint8)
 
 
 def load_sequence(source: Source, protocol: Protocol = Protocol()) -> Sequence:
@@ -71,6 +92,12 @@ def load_sequence(source: Source, protocol: Protocol = Protocol()) -> Sequence:
             return Sequence(source.name, frames, DAVIS_FPS, masks)
         video = open_video(source.path / "JPEGImages" / level / source.name, protocol.size, protocol.frames)
         return Sequence(source.name, video.read_all(), DAVIS_FPS)
+    if source.kind == "clip":
+        video = open_video(source.path / "frames", protocol.size, protocol.frames)
+        frames = video.read_all()
+        masks_dir = source.path / "masks"
+        masks = load_masks(masks_dir, len(frames), protocol.size) if masks_dir.is_dir() else None
+        return Sequence(source.name, frames, float(video.fps), masks)
     video = open_video(source.path, protocol.size, protocol.frames)
     return Sequence(source.name, video.read_all(), float(video.fps))
 

