@@ -3,7 +3,6 @@ sent with the preset's bit split, and `cpsgd decode` picks the generator from th
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from fractions import Fraction
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cpsgd.bitstream.container import HEADER_BYTES, MAGIC, BitstreamReader, BitstreamWriter, SectionType, StreamHeader
+from cpsgd.bitstream.container import HEADER_BYTES, MAGIC, VERSION, BitstreamReader, SectionType, StreamHeader
 from cpsgd.cli import main
 from cpsgd.errors import BitstreamError
 from cpsgd.intra import decode_intra
@@ -38,16 +37,16 @@ def _clip():
 
 
 def test_header_records_the_generator_and_reads_version_1():
-    out = io.BytesIO()
-    writer = BitstreamWriter(out, StreamHeader(W, H, Fraction(25), 8, generator="diffusion"))
-    writer.close()
-    assert BitstreamReader.from_bytes(out.getvalue()).header.generator == "diffusion"
+    # Headers of one GoP of 8 frames (the reader refuses a stream that holds no frames).
+    packed = StreamHeader(W, H, Fraction(25), 8, 8, 1, generator="diffusion").pack()
+    made = BitstreamReader.from_bytes(MAGIC + bytes([VERSION]) + packed + struct.pack("<I", zlib.crc32(packed)))
+    assert made.header.generator == "diffusion"
     # A version 1 stream (no generator field) reads as made for warp.
-    packed = struct.pack("<HHIIHII", W, H, 25, 1, 8, 0, 0)
+    packed = struct.pack("<HHIIHII", W, H, 25, 1, 8, 8, 1)
     old = BitstreamReader.from_bytes(MAGIC + b"\x01" + packed + struct.pack("<I", zlib.crc32(packed)))
     assert old.header.generator == "warp" and (old.header.width, old.header.height) == (W, H)
     assert old.header_bytes == len(MAGIC) + 1 + len(packed) + 4
-    packed = struct.pack("<HHIIHIIB", W, H, 25, 1, 8, 0, 0, 9)
+    packed = struct.pack("<HHIIHIIB", W, H, 25, 1, 8, 8, 1, 9)
     with pytest.raises(BitstreamError, match="generator code 9"):
         BitstreamReader.from_bytes(MAGIC + b"\x02" + packed + struct.pack("<I", zlib.crc32(packed)))
 

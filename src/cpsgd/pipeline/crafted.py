@@ -57,7 +57,7 @@ def stream_bytes(
     """A stream with a correct header CRC whatever the (u16/u32-sized) values; counts default to
     what ``gops`` holds."""
     frames = sum(n for n, _ in gops) if num_frames is None else num_frames
-    header = _HEADER.pack(width, height, fps[0], fps[1], gop_size, frames, len(gops) if num_gops is None else num_gops)
+    header = _HEADER.pack(width, height, fps[0], fps[1], gop_size, frames, len(gops) if num_gops is None else num_gops, 0)
     body = b"".join(_pack_any_gop(n, sections) for n, sections in gops)
     return MAGIC + bytes([VERSION]) + header + struct.pack("<I", zlib.crc32(header)) + body
 
