@@ -22,7 +22,6 @@ import numpy as np
 
 from cpsgd.errors import InputError
 from cpsgd.generators.base import GENERATORS, Generator, GopConditions
-from cpsgd.generators.warp import intra_frame
 
 ATTENTION_CHOICES = ("sdpa", "math", "sliced")
 
@@ -235,6 +234,8 @@ class DiffusionGenerator(Generator):
         if intra.ndim != 3 or intra.shape[2] != 3 or intra.dtype != np.uint8:
             raise InputError(f"intra frame must be (H, W, 3) uint8, got {intra.shape} {intra.dtype}")
         # A background mosaic is cut to frame 0's window, as hold and warp do, not squashed.
+        from cpsgd.generators.warp import intra_frame  # here: `--help` must not load the warp's SciPy
+
         return intra_frame(replace(conditions, intra=intra))
 
     def _run_chunk(self, image, frames, trajectory, masks, original_size, noise) -> np.ndarray:
