@@ -50,7 +50,8 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    args.output = check_output(args.output, args.force, inputs=tuple(p for p in (args.input, args.poses, args.masks) if p))
+    inputs = tuple(path for path in (args.input, args.poses, args.masks) if path)
+    args.output = check_output(args.output, args.force, inputs=inputs)
     config = encoder_config_from_args(args)
     fps = frame_rate_from_args(args)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames, fps=fps)
