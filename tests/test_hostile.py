@@ -242,8 +242,8 @@ def test_header_limits_are_checked_before_any_work(stream: bytes, tmp_path: Path
             BitstreamReader.from_bytes(data)
         path.write_bytes(data)
         assert cli.main(["decode", str(path), "-o", str(tmp_path / "o.y4m"), "-q"]) == 2
-    with pytest.raises(InputError, match="pixels a GoP"):
-        BitstreamWriter(open(tmp_path / "w.cpsgd", "wb"), StreamHeader(8192, 8192, Fraction(25), 1024))
+    with open(tmp_path / "w.cpsgd", "wb") as out, pytest.raises(InputError, match="pixels a GoP"):
+        BitstreamWriter(out, StreamHeader(8192, 8192, Fraction(25), 1024))
 
 
 def test_a_stream_without_gops_is_one_line(tmp_path: Path, capsys) -> None:

@@ -40,6 +40,7 @@ _HUGE_VARINT = b"\xff\xff\xff\xff\x0f"  # 2^32 - 1
 class CraftedStream:
     name: str  # what is absurd about it
     data: bytes
+    pixels: int = 0  # frames x pixels its GoPs would decode to, were they valid: the work it may take
 
 
 @dataclass(frozen=True)
@@ -122,22 +123,24 @@ decode legitimately takes a while. Deterministic for a given seed and ``seed_val
     reader = BitstreamReader.from_bytes(seed)
     h = reader.header
     gops = [(g.num_frames, list(g.sections)) for g in reader.gops()]
+    frames_sent = h.num_frames
     n0, first = gops[0]
     w, ht = h.width, h.height
     fps = (h.fps.numerator, h.fps.denominator)
 
     def one(name: str, sections: list[Section], frames: int = n0, **header: int) -> CraftedStream:
         width, height, gop = header.get("width", w), header.get("height", ht), header.get("gop", max(h.gop_size, frames))
-        return CraftedStream(name, stream_bytes(width, height, gop, [(frames, sections)], fps))
+        return CraftedStream(name, stream_bytes(width, height, gop, [(frames, sections)], fps), frames * width * height)
 
     # --- the header --------------------------------------------------------------------------
     for width, height, gop in [
         (1, 1, h.gop_size), (1, 16384, h.gop_size), (16384, 1, h.gop_size), (16384, 16384, 1024),
         (16384, 16384, 1), (65535, 65535, 1), (8192, 8192, 1024), (1920, 1080, 1024), (0, 48, 6),
     ]:
-        yield CraftedStream(f"header {width}x{height} GoP {gop}", stream_bytes(width, height, gop, gops, fps))
+        data = stream_bytes(width, height, gop, gops, fps)
+        yield CraftedStream(f"header {width}x{height} GoP {gop}", data, frames_sent * width * height)
     for rate in [(2**32 - 1, 1), (1, 2**32 - 1), (2**31, 1), (0, 1)]:
-        yield CraftedStream(f"frame rate {rate[0]}/{rate[1]}", stream_bytes(w, ht, h.gop_size, gops, rate))
+        yield CraftedStream(f"frame rate {rate[0]}/{rate[1]}", stream_bytes(w, ht, h.gop_size, gops, rate), frames_sent * w * ht)
     yield CraftedStream("no GoPs", stream_bytes(w, ht, h.gop_size, [], fps))
     yield CraftedStream("10^7 frames declared", stream_bytes(w, ht, h.gop_size, gops, fps, num_frames=10**7))
     yield CraftedStream("more GoPs declared than sent", stream_bytes(w, ht, h.gop_size, gops, fps, num_gops=len(gops) + 5))
