@@ -1,8 +1,10 @@
 """Structure-aware fuzzing of `cpsgd decode`: crafted valid-CRC streams with absurd declared values
 (see cpsgd.pipeline.crafted), each decoded in a forked child. A stream fails when the decode exits
-with anything but 0 or 2, runs past the time limit, or its peak RSS passes the ceiling.
+with anything but 0 or 2, runs past the time limit (a fixed part plus a part per megapixel of the
+frames the stream would legitimately decode to), or its peak RSS passes the ceiling.
 
-    python benchmarks/fuzz_crafted.py [--random 64] [--sample N] [--time-limit 60] [--rss-limit-mb 1024] [--json]
+    python benchmarks/fuzz_crafted.py [--random 64] [--sample N] [--time-limit 20] [--seconds-per-mp 1]
+                                      [--rss-limit-mb 1024] [--json]
 
 Prints one line per failure, then the totals; exits 1 when any stream failed.
 """
@@ -40,7 +42,8 @@ def main() -> int:
     parser.add_argument("--random", type=int, default=64, help="streams with one absurd value at a random place")
     parser.add_argument("--sample", type=int, help="decode only SAMPLE streams, spread evenly over the list")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds a decode may take")
+    parser.add_argument("--time-limit", type=float, default=20.0, help="seconds any decode may take")
+    parser.add_argument("--seconds-per-mp", type=float, default=1.0, help="and more per megapixel of its frames")
     parser.add_argument("--rss-limit-mb", type=float, default=1024.0, help="peak RSS growth a decode may reach")
     parser.add_argument("--json", action="store_true", help="print the totals as one JSON object")
     args = parser.parse_args()
@@ -59,11 +62,14 @@ def main() -> int:
             output = work / "out.y4m"
             argv = ["decode", str(path), "-o", str(output), "-q", "--force"]
             # the address-space cap stops a runaway decode well before the machine is hurt
-            outcome = run_isolated(lambda: cli.main(argv), args.time_limit, 4 * ceiling)
+            limit_s = args.time_limit + args.seconds_per_mp * stream.pixels / 1e6
+            outcome = run_isolated(lambda: cli.main(argv), limit_s, 4 * ceiling)
             output.unlink(missing_ok=True)
             totals["streams"] += 1
-            totals["max_seconds"] = max(totals["max_seconds"], outcome.seconds)
-            totals["max_rss_mb"] = max(totals["max_rss_mb"], outcome.peak_rss_bytes / 2**20)
+            if outcome.seconds > totals["max_seconds"]:
+                totals["max_seconds"], totals["slowest"] = outcome.seconds, stream.name
+            if outcome.peak_rss_bytes / 2**20 > totals["max_rss_mb"]:
+                totals["max_rss_mb"], totals["largest"] = outcome.peak_rss_bytes / 2**20, stream.name
             problem = (
                 "timed out" if outcome.exit_code is None
                 else f"exit {outcome.exit_code}" if outcome.exit_code not in (0, 2)
@@ -84,8 +90,9 @@ def main() -> int:
         print("\n".join(failures))
         print(
             f"crafted streams: {totals['streams']} (seed {args.seed}); exit 0: {totals['exit_0']}, exit 2: "
-            f"{totals['exit_2']}, failures: {totals['failures']}; slowest {totals['max_seconds']:.2f} s, "
-            f"peak RSS growth {totals['max_rss_mb']:.0f} MB (limits {args.time_limit:g} s, {args.rss_limit_mb:g} MB); "
+            f"{totals['exit_2']}, failures: {totals['failures']}; slowest {totals['max_seconds']:.2f} s "
+            f"({totals.get('slowest')}), peak RSS growth {totals['max_rss_mb']:.0f} MB ({totals.get('largest')}) (limits {args.time_limit:g} s + {args.seconds_per_mp:g} s/MP, "
+            f"{args.rss_limit_mb:g} MB); "
             f"{totals['seconds']:.0f} s in all"
         )
     return 1 if failures else 0

@@ -24,11 +24,12 @@ from cpsgd.errors import BitstreamError, InputError
 from cpsgd.generators.base import GopConditions
 from cpsgd.generators.hold import HoldGenerator
 from cpsgd.intra import INTRA_CODECS
+from cpsgd.intra.budget import intra_payload
 from cpsgd.masks.codec import ContextMaskCodec
 from cpsgd.masks.io import MAGIC as MASK_MAGIC
 from cpsgd.masks.io import decompress_mask_file
 from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
-from cpsgd.pipeline.crafted import stream_bytes
+from cpsgd.pipeline.crafted import layout_payload, stream_bytes
 from cpsgd.pipeline.decoder import decode_gops
 from cpsgd.poses.cli import MAGIC as POSE_MAGIC
 from cpsgd.poses.cli import decompress_file
@@ -65,14 +66,6 @@ def first_gop(data: bytes) -> tuple[int, list[Section]]:
 def replaced(sections: list[Section], kind: SectionType, payload: bytes, backend: int | None = None) -> list[Section]:
     old = next(s for s in sections if s.type == kind)
     return [Section(kind, old.backend if backend is None else backend, payload) if s is old else s for s in sections]
-
-
-def intra_payload(width: int, height: int, coded: bytes) -> bytes:
-    writer = ByteWriter()
-    writer.varint(width)
-    writer.varint(height)
-    writer.raw(coded)
-    return writer.getvalue()
 
 
 @pytest.fixture
@@ -187,16 +180,7 @@ def test_intra_larger_than_the_stream_is_refused_before_decoding(stream: bytes) 
 
 def test_mosaic_far_larger_than_the_frame_is_refused(stream: bytes) -> None:
     n, sections = first_gop(stream)
-    writer = ByteWriter()
-    for value in (1, 1):
-        writer.u8(value)
-    writer.f16(0.0)
-    writer.f16(0.0)
-    writer.u8(0)
-    writer.u8(1)
-    for value in (16384, 16384, 0, 0):
-        writer.varint(value)
-    gop = replaced(sections, SectionType.GEOMETRY, writer.getvalue(), 0)
+    gop = replaced(sections, SectionType.GEOMETRY, layout_payload(16384, 16384, 0, 0), 0)
     data = stream_bytes(64, 48, 3, [(n, gop)])
 
     def decode() -> None:
@@ -242,8 +226,8 @@ def test_header_limits_are_checked_before_any_work(stream: bytes, tmp_path: Path
             BitstreamReader.from_bytes(data)
         path.write_bytes(data)
         assert cli.main(["decode", str(path), "-o", str(tmp_path / "o.y4m"), "-q"]) == 2
-    with pytest.raises(InputError, match="pixels a GoP"):
-        BitstreamWriter(open(tmp_path / "w.cpsgd", "wb"), StreamHeader(8192, 8192, Fraction(25), 1024))
+    with open(tmp_path / "w.cpsgd", "wb") as out, pytest.raises(InputError, match="pixels a GoP"):
+        BitstreamWriter(out, StreamHeader(8192, 8192, Fraction(25), 1024))
 
 
 def test_a_stream_without_gops_is_one_line(tmp_path: Path, capsys) -> None:

@@ -84,7 +84,8 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
     if args.output.suffix.lower() != STREAM_SUFFIX:
         raise InputError(f"OUT must be a {STREAM_SUFFIX} file, not {args.output.name} (decode writes videos)")
-    args.output = check_output(args.output, args.force, inputs=tuple(p for p in (args.input, args.poses, args.masks) if p))
+    inputs = tuple(path for path in (args.input, args.poses, args.masks) if path)
+    args.output = check_output(args.output, args.force, inputs=inputs)
     config = encoder_config_from_args(args, args.generator)
     source = open_video(args.input, size=config.size, max_frames=config.max_frames,
                         fps=frame_rate_from_args(args), raw=raw_format_from_args(args))
@@ -184,7 +185,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
             f"skipped {len(damaged)} damaged GoP(s), first: {damaged[0]}; wrote the other {writer.count} frames to {args.output}"
         )
     if not args.quiet:
-        print(f"{args.output}: {writer.count} frames")
+        print(f"{args.output}: {plural(writer.count, 'frame')}")
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:

@@ -48,7 +48,8 @@ def resample(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def _payload(width: int, height: int, coded: bytes) -> bytes:
+def intra_payload(width: int, height: int, coded: bytes) -> bytes:
+    """The intra section's payload: the output size, then the coded picture."""
     writer = ByteWriter()
     writer.varint(width)
     writer.varint(height)
@@ -100,7 +101,7 @@ class IntraSearch:
                 self._small[scale] = resample(self.image, *small)
             coded = self.codec.encode(self._small[scale], quality)
             decoded = resample(self.codec.decode(coded), width, height)
-            payload = _payload(width, height, coded)
+            payload = intra_payload(width, height, coded)
             self._coded[key] = IntraResult(payload, self.codec.code, quality, scale, psnr(self.image, decoded))
         return self._coded[key]
 

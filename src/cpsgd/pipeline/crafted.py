@@ -31,6 +31,7 @@ import numpy as np
 from cpsgd.bitstream.bytes import ByteReader, ByteWriter
 from cpsgd.bitstream.container import MAGIC, VERSION, BitstreamReader, Section, SectionType, pack_gop
 from cpsgd.intra import INTRA_CODECS
+from cpsgd.intra.budget import intra_payload
 
 _HEADER = struct.Struct("<HHIIHIIB")  # version 2: the last byte is the generator code (0: warp)
 _HUGE_VARINT = b"\xff\xff\xff\xff\x0f"  # 2^32 - 1
@@ -40,6 +41,7 @@ _HUGE_VARINT = b"\xff\xff\xff\xff\x0f"  # 2^32 - 1
 class CraftedStream:
     name: str  # what is absurd about it
     data: bytes
+    pixels: int = 0  # frames x pixels its GoPs would decode to, were they valid: the work it may take
 
 
 @dataclass(frozen=True)
@@ -89,15 +91,8 @@ def _replace(sections: list[Section], kind: SectionType, payload: bytes, backend
     return out + [Section(kind, code, payload)]
 
 
-def _intra_payload(width: int, height: int, coded: bytes) -> bytes:
-    writer = ByteWriter()
-    writer.varint(width)
-    writer.varint(height)
-    writer.raw(coded)
-    return writer.getvalue()
-
-
-def _layout_payload(width: int, height: int, x0: int, y0: int, under: tuple[int, int, int, int] | None = None) -> bytes:
+def layout_payload(width: int, height: int, x0: int, y0: int, under: tuple[int, int, int, int] | None = None) -> bytes:
+    """A geometry section (flat 1x1 grid) with this mosaic layout, whatever its values."""
     writer = ByteWriter()
     writer.u8(1)
     writer.u8(1)
@@ -122,22 +117,24 @@ decode legitimately takes a while. Deterministic for a given seed and ``seed_val
     reader = BitstreamReader.from_bytes(seed)
     h = reader.header
     gops = [(g.num_frames, list(g.sections)) for g in reader.gops()]
+    frames_sent = h.num_frames
     n0, first = gops[0]
     w, ht = h.width, h.height
     fps = (h.fps.numerator, h.fps.denominator)
 
     def one(name: str, sections: list[Section], frames: int = n0, **header: int) -> CraftedStream:
         width, height, gop = header.get("width", w), header.get("height", ht), header.get("gop", max(h.gop_size, frames))
-        return CraftedStream(name, stream_bytes(width, height, gop, [(frames, sections)], fps))
+        return CraftedStream(name, stream_bytes(width, height, gop, [(frames, sections)], fps), frames * width * height)
 
     # --- the header --------------------------------------------------------------------------
     for width, height, gop in [
         (1, 1, h.gop_size), (1, 16384, h.gop_size), (16384, 1, h.gop_size), (16384, 16384, 1024),
         (16384, 16384, 1), (65535, 65535, 1), (8192, 8192, 1024), (1920, 1080, 1024), (0, 48, 6),
     ]:
-        yield CraftedStream(f"header {width}x{height} GoP {gop}", stream_bytes(width, height, gop, gops, fps))
+        data = stream_bytes(width, height, gop, gops, fps)
+        yield CraftedStream(f"header {width}x{height} GoP {gop}", data, frames_sent * width * height)
     for rate in [(2**32 - 1, 1), (1, 2**32 - 1), (2**31, 1), (0, 1)]:
-        yield CraftedStream(f"frame rate {rate[0]}/{rate[1]}", stream_bytes(w, ht, h.gop_size, gops, rate))
+        yield CraftedStream(f"frame rate {rate[0]}/{rate[1]}", stream_bytes(w, ht, h.gop_size, gops, rate), frames_sent * w * ht)
     yield CraftedStream("no GoPs", stream_bytes(w, ht, h.gop_size, [], fps))
     yield CraftedStream("10^7 frames declared", stream_bytes(w, ht, h.gop_size, gops, fps, num_frames=10**7))
     yield CraftedStream("more GoPs declared than sent", stream_bytes(w, ht, h.gop_size, gops, fps, num_gops=len(gops) + 5))
@@ -166,22 +163,22 @@ decode legitimately takes a while. Deterministic for a given seed and ``seed_val
     intra_reader.varint(), intra_reader.varint()
     coded = intra_reader.rest()
     for width, height in [(16384, 16384), (1, 1), (w * 4, ht * 4), (0, 0)]:
-        yield one(f"intra declares {width}x{height}", _replace(first, SectionType.INTRA, _intra_payload(width, height, coded)))
+        yield one(f"intra declares {width}x{height}", _replace(first, SectionType.INTRA, intra_payload(width, height, coded)))
     big = np.full((1024, 1024, 3), 90, np.uint8)
     for codec_name in ("av1", "webp"):
         codec = INTRA_CODECS.get(codec_name)()
         picture = codec.encode(big, 10)
         yield one(f"{codec_name} picture of 1024x1024 declared {w}x{ht}",
-                  _replace(first, SectionType.INTRA, _intra_payload(w, ht, picture), codec.code))
+                  _replace(first, SectionType.INTRA, intra_payload(w, ht, picture), codec.code))
         yield one(f"{codec_name} picture of 1024x1024 declared so",
-                  _replace(first, SectionType.INTRA, _intra_payload(1024, 1024, picture), codec.code))
+                  _replace(first, SectionType.INTRA, intra_payload(1024, 1024, picture), codec.code))
     # --- the geometry section (mosaic layout) ------------------------------------------------
     for width, height, x0, y0, under in [
         (16384, 16384, 0, 0, None), (3 * w, 3 * ht, w, ht, None), (3 * w + 1, ht, 0, 0, None),
         (w, ht, 16384, 16384, None), (w, ht, 0, 0, (0, 0, w, ht)), (w, ht, 0, 0, (0, 0, 16384, 16384)),
         (2 * w, 2 * ht, 0, 0, (w - 1, ht - 1, 1, 1)),
     ]:
-        sections = _replace(first, SectionType.GEOMETRY, _layout_payload(width, height, x0, y0, under), 0)
+        sections = _replace(first, SectionType.GEOMETRY, layout_payload(width, height, x0, y0, under), 0)
         yield one(f"mosaic {width}x{height} at ({x0}, {y0}), under {under}", sections)
     # --- the mask section --------------------------------------------------------------------
     for factor, labels, words, frames, size in [

@@ -22,13 +22,13 @@ import av
 import numpy as np
 from PIL import Image
 
+from cpsgd.bitstream.container import MAX_RATE_TERM
 from cpsgd.errors import InputError
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mkv": "matroska", ".y4m": "yuv4mpegpipe"}
 # Names that look like a file we do not write; anything else names a folder of PNGs.
 UNSUPPORTED_SUFFIXES = {".avi", ".mov", ".webm", ".gif", ".png", ".jpg", ".jpeg", ".cpsgd", ".txt"}
 FRAME_FILE = re.compile(r"frame_\d{5,}\.png")
-MAX_FPS = 2**31 - 1  # FFmpeg keeps rates as 32-bit fractions
 
 
 def frame_file_name(index: int, total: int | None = None) -> str:
@@ -118,7 +118,7 @@ class VideoWriter:
         self.count = 0
         self.frame_count = frame_count
         self._format = VIDEO_SUFFIXES.get(self.path.suffix.lower())
-        if self._format is not None and max(fps.numerator, fps.denominator) > MAX_FPS:
+        if self._format is not None and max(fps.numerator, fps.denominator) > MAX_RATE_TERM:
             raise InputError(f"frame rate {fps} cannot be stored in a video file: write a folder of PNGs")
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
