@@ -117,7 +117,10 @@ def more_clips(data: Path, size: int) -> None:
     from cpsgd.video import open_video
 
     estimator = POSE_ESTIMATORS.get("flow")()
-    print(f"{'more/ clip (first 25 frames)':34s} {'masks':>5s} {'final rot':>9s} {'max t':>6s} {'fx':>6s} {'static?':>7s} {'s/GoP':>6s}")
+    print(
+        f"{'more/ clip (first 25 frames)':34s} {'masks':>5s} {'final rot':>9s} {'max t':>6s} {'fx':>6s} "
+        f"{'static?':>7s} {'s/GoP':>6s}"
+    )
     for clip in ("tennis", "bedroom", "lady-running"):
         folder = data / "more" / clip
         if not (folder / "frames").is_dir():
