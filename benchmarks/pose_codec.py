@@ -4,7 +4,8 @@ trajectories.
     python benchmarks/pose_codec.py [--data ../shared/data] [--gop 25]
 
 Trajectory sets: RealEstate10K files (16-pose originals and 25-pose `_svdxt` resamplings), TUM
-fr1/xyz cut into windows of --gop poses, and the camera paths of cpsgd.synth (every moving kind, 8 seeds; shake also at twice its motion).
+fr1/xyz cut into windows of --gop poses, and the camera paths of cpsgd.synth (every moving kind,
+8 seeds; shake also at twice its motion).
 Errors are those of cpsgd.poses.metrics: rotation error (degrees, frame 0 excluded), translation
 direction error (degrees, camera positions in the first camera's frame), ATE after Sim(3)
 alignment relative to the length of the path.
@@ -42,7 +43,8 @@ def trajectory_sets(data: Path, gop: int) -> dict[str, list[Trajectory]]:
             continue
         for motion in (1.0, 2.0) if kind == "shake" else (1.0,):
             c2ws = [camera_to_world(kind, gop, motion, np.random.default_rng(seed)) for seed in range(8)]
-            sets[f"synthetic {kind} x{motion:g} (8 seeds)"] = [Trajectory(Intrinsics(0.866, 0.866), np.linalg.inv(c)) for c in c2ws]
+            trajectories = [Trajectory(Intrinsics(0.866, 0.866), np.linalg.inv(c)) for c in c2ws]
+            sets[f"synthetic {kind} x{motion:g} (8 seeds)"] = trajectories
     return {name: trajs for name, trajs in sets.items() if trajs}
 
 
@@ -78,7 +80,8 @@ def main() -> None:
                     code_bits.append(codec.last_code_bits)
             elapsed = (time.perf_counter() - start) / len(trajectories) * 1000
             moving = np.isfinite(tdir)  # a pure rotation has no translation direction
-            tdir_mean, tdir_max = (np.mean(np.array(tdir)[moving]), np.max(np.array(tdir)[moving])) if moving.any() else (np.nan, np.nan)
+            tdir_moving = np.array(tdir)[moving]
+            tdir_mean, tdir_max = (tdir_moving.mean(), tdir_moving.max()) if moving.any() else (np.nan, np.nan)
             print(
                 f"{name:40s} {codec_name:8s} {len(trajectories):4d} {np.mean(bits):9.0f} {max(bits):5d} "
                 f"{sum(b > 500 for b in bits):4d} "

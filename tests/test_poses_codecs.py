@@ -128,6 +128,19 @@ def test_compact_codes_a_shaky_path_under_its_bit_budget(motion, rotation_mean_d
     assert default.compress(smooth) == target_only.compress(smooth)
 
 
+def test_compact_fits_a_violently_turning_camera_that_does_not_move():
+    """No camera positions to code: the rotations get all of the bit budget."""
+    c2w = camera_to_world("shake", 25, 12.0, np.random.default_rng(1))
+    c2w[:, :3, 3] = 0.0
+    turning = Trajectory(Intrinsics(0.866, 0.866), np.linalg.inv(c2w))
+    codec = CompactPoseCodec()
+    data = codec.compress(turning)
+    assert 8 * len(data) <= codec.config.bit_budget
+    decoded = codec.decompress(data, 25)
+    assert np.allclose(decoded.translations, 0.0)
+    assert pose_errors(decoded, turning).rotation_mean_deg < 0.5
+
+
 def test_compact_bounds_camera_position_errors():
     """Between spline knots a decoded camera may keep its direction of travel and still stray
     along it, a parallax error for the warp generator: the target bounds each position's error

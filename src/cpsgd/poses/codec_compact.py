@@ -226,19 +226,25 @@ class CompactPoseCodec(PoseCodec):
         rotation = self._rotation_within(section, rotation_budget)
         header = 8 * len(self._write(section, None, None)) + 8 + 8 + 24  # + nibbles, steps, scale
         rotation_bits = ideal_bits(rotation.levels, rotation.order)
+        rotation_share = 0.75 if len(section.positions) else 1.0  # a camera that only turns: all of it
         data = b""
         for slack in range(8, 72, 8):  # the range coder's last bytes: retry with room for them
             room = limit - header - slack
-            if rotation_bits > 0.75 * room:
-                rotation = self._fit(section.rotvecs, rotation_step, 0.75 * room, lambda d: section.rotation_errors(d).mean())
+            if rotation_bits > rotation_share * room:
+                rotation = self._fit(
+                    section.rotvecs, rotation_step, rotation_share * room, lambda d: section.rotation_errors(d).mean()
+                )
                 rotation_bits = ideal_bits(rotation.levels, rotation.order)
-            fits = []
-            for shift in range(4 if section.log_scale + 3 * 256 <= 32767 else 1):
-                positions = section.positions / 2**shift
-                code = self._fit(positions, position_step, room - rotation_bits, lambda d, p=positions: np.abs(d - p).max())
-                decoded = expand_knots(code.levels * position_step(code.step_index), code.knots(section.num_frames), section.num_frames)
-                fits.append((np.abs(decoded - positions).max() * 2**shift, shift, code))
-            _, shift, translation = min(fits, key=lambda f: f[:2])
+            translation, shift = None, 0
+            if len(section.positions):
+                fits = []
+                for shift in range(4 if section.log_scale + 3 * 256 <= 32767 else 1):
+                    positions = section.positions / 2**shift
+                    code = self._fit(positions, position_step, room - rotation_bits, lambda d, p=positions: np.abs(d - p).max())
+                    knots = code.knots(section.num_frames)
+                    decoded = expand_knots(code.levels * position_step(code.step_index), knots, section.num_frames)
+                    fits.append((np.abs(decoded - positions).max() * 2**shift, shift, code))
+                _, shift, translation = min(fits, key=lambda f: f[:2])
             data = self._write(section, rotation, translation, section.log_scale + 256 * shift)
             if 8 * len(data) <= limit:
                 break
