@@ -145,11 +145,13 @@ def test_generator_carries_the_texture_with_the_sent_motion():
 
 def test_pipeline_sends_object_motion_with_the_masks():
     frames, masks, _ = object_motion_clip()
-    config = EncoderConfig(bpp=0.15, pose_estimator=None, geometry=False)
+    config = EncoderConfig(bpp=0.15, pose_estimator=None, geometry=False, inter=False)  # the warp mode's sections
     data = encode_frames(frames, 25, config, masks=masks)
     gop = next(BitstreamReader.from_bytes(data).gops())
     assert gop.find(SectionType.MASKS) is not None and gop.find(SectionType.OBJECTS) is not None
     assert inspect_stream(io.BytesIO(data)).bits["object_motion"] > 0
     assert decode_bytes(data).shape == frames.shape
-    bare = encode_frames(frames, 25, EncoderConfig(bpp=0.15, pose_estimator=None, geometry=False, object_motion=False), masks=masks)
+    bare = encode_frames(
+        frames, 25, EncoderConfig(bpp=0.15, pose_estimator=None, geometry=False, object_motion=False, inter=False), masks=masks
+    )
     assert next(BitstreamReader.from_bytes(bare).gops()).find(SectionType.OBJECTS) is None

@@ -304,8 +304,8 @@ class Encoder:
         if config.intra_quality is not None:
             intra = encode_intra(picture.image, config.intra_codec, quality=config.intra_quality)
         elif self.search_split:
-            split = search.choose(mask_options, pictures)
             video = search.inter(mask_options, config.inter_codec) if config.inter else None
+            split = search.choose(mask_options, pictures, None if video is None else video.luma_score)
             fits = video is not None and video.total_bytes <= max(search.budget, split.total_bytes)
             if video is not None and fits and video.mode_score() > split.mode_score():
                 sections += self._mask_sections(video.masks)

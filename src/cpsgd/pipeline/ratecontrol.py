@@ -41,6 +41,7 @@ SECTION_OVERHEAD_BYTES = 5
 MIN_INTRA_BYTES = 64
 PREVIEW_AV1_SPEED = 9
 PREVIEW_INTER_PRESET = 11  # SVT-AV1 preset ranking inter candidates; the winner is coded at the codec's default
+RIVAL_MARGIN = 4.0  # score points a full split search could still gain over its first candidate
 MIN_INTER_BYTES = 200  # below this a GoP of video is not worth trying (SVT-AV1's own floor is near it)
 # Down to 0.0005 BPP a 512x512 GoP leaves the picture ~150 bytes: coarser pictures must be possible.
 RATE_SCALES = (*DEFAULT_SCALES, 8.0, 12.0, 16.0)
@@ -156,6 +157,7 @@ class InterSplit:
     masks: MaskOption  # sent without object motion: the frames need no transport
     inter: InterResult
     score: float  # ``render_score`` with RGB MS-SSIM, as ``Split.mode_score``
+    luma_score: float  # ``render_score`` as the candidates of one mode are ranked
     frame_psnr: np.ndarray
     eval_frames: np.ndarray
     mode = "inter"
@@ -254,12 +256,17 @@ class SplitSearch:
         kept = [m for m in options if m.cost <= limit]
         return kept or [min(options, key=lambda m: m.cost)]
 
-    def choose(self, mask_options: list[MaskOption], pictures: list[PictureOption]) -> Split:
+    def choose(self, mask_options: list[MaskOption], pictures: list[PictureOption], rival: float | None = None) -> Split:
         """Coarse to fine: mask options on the first picture (the winner also without its object
-        motion, which may not be worth its bytes), then the other pictures."""
+        motion, which may not be worth its bytes), then the other pictures. With ``rival`` (the
+        luma score of another mode) the search stops after its first candidate when that one
+        trails the rival by more than a full search has ever gained (the previewed split is
+        returned: at high rates the warp cannot compete, and the search is most of the encode)."""
         best: Split | None = None
         for masks in self.affordable(mask_options):
             split = self.evaluate(masks, pictures[0])
+            if best is None and rival is not None and split.score < rival - RIVAL_MARGIN:
+                return split
             if split.better_than(best, self.budget):
                 best = split
         assert best is not None
@@ -307,7 +314,7 @@ class SplitSearch:
             final = found
         reference = self.frames[self.picks]
         score, per_frame = render_score(reference, final.frames[self.picks], self.config.ms_ssim_weight, rgb=True)
-        return InterSplit(masks, final, score, per_frame, self.picks)
+        return InterSplit(masks, final, score, final.score, per_frame, self.picks)
 
 
 def drift_cut(split: Split, drift_db: float, min_frames: int) -> int | None:
