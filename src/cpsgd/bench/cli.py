@@ -64,6 +64,7 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device for VMAF and learned metrics")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--generator", default="warp", help="cpsgd's decoder-side generator (default warp)")
+    p.add_argument("--gop", type=int, help="cpsgd's longest GoP (default: the encoder's, 25)")
     p.add_argument("--video-bpp", type=float, default=0.003, help="rate of the side-by-side videos")
     p.add_argument("--no-videos", action="store_true", help="leave the side-by-side videos out (the PNG strips stay)")
     p.add_argument("--lpips-weights", type=lambda t: tuple(Path(v) for v in t.split(",")), default=(),
@@ -98,6 +99,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise InputError("--frames must be at least 1")
     if not 16 <= args.size <= 4096:
         raise InputError("--size must be 16 to 4096")
+    if args.gop is not None and not 1 <= args.gop <= 1024:
+        raise InputError("--gop must be 1 to 1024")
     if args.scales is not None and any(not 16 <= s <= args.size for s in args.scales):
         raise InputError(f"--scales must be 16 to --size ({args.size}): anchors are downscaled from the working size")
     for path in (*args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights):
@@ -114,6 +117,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         optional=OptionalMetrics(args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights),
         device=args.device,
         generator=args.generator,
+        gop=args.gop,
         video_bpp=args.video_bpp,
         videos=not args.no_videos,
     )
@@ -128,7 +132,7 @@ def bench(config: BenchConfig, progress: bool = True, jobs: int = 1, force: bool
     if progress:
         seconds, count = estimate_seconds(config, jobs)
         print(f"bench: {count} points to code and score, about {max(1, round(seconds / 60))} min here "
-              "(estimate from measured per-point costs)", file=sys.stderr)
+              "(from per-point costs measured on 2 cores; longer on a busy machine)", file=sys.stderr)
     rows = run_bench(config, progress, jobs)
     sources = {s.name: s for s in find_sources(config.dataset)}
     keys = {(p.codec, p.key) for p in all_points(config)}

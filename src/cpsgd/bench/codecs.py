@@ -63,7 +63,7 @@ def stream_parts(data: bytes) -> tuple[dict[str, int], list[int]]:
     return parts, starts
 
 
-def _cpsgd_point(codec: str, target: float, generator: str) -> Point:
+def _cpsgd_point(codec: str, target: float, generator: str, gop: int | None = None) -> Point:
     def run(frames: np.ndarray, fps: float) -> Coded:
         from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
 
@@ -71,7 +71,8 @@ def _cpsgd_point(codec: str, target: float, generator: str) -> Point:
             config = EncoderConfig(bpp=target, gop=1)
             decoder = "hold"
         else:
-            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion")
+            longest = {"gop": gop} if gop is not None else {}
+            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion", **longest)
             decoder = "hold" if codec == "hold" else generator
         data = encode_frames(frames, fps, config)
         decoded = decode_bytes(data, generator=decoder)
@@ -79,7 +80,8 @@ def _cpsgd_point(codec: str, target: float, generator: str) -> Point:
         parts, starts = stream_parts(data)
         return Coded(8 * len(data), decoded, settings, parts, starts)
 
-    return Point(codec, f"{codec}-bpp{target:g}", run)
+    suffix = f"-gop{gop}" if gop is not None and codec != "intra" else ""
+    return Point(codec, f"{codec}-bpp{target:g}{suffix}", run)
 
 
 def _anchor_point(setting: AnchorSetting) -> Point:
@@ -96,10 +98,12 @@ def codec_points(
     generator: str = "warp",
     anchor_settings: list[AnchorSetting] | None = None,
     scales: tuple[int, ...] = DEFAULT_SCALES,
+    gop: int | None = None,
 ) -> list[Point]:
-    """The operating points of one codec: cpsgd variants at ``targets``, anchors over their ladder."""
+    """The operating points of one codec: cpsgd variants at ``targets`` (``gop``: cpsgd's longest
+    GoP, None for the encoder's default), anchors over their ladder."""
     if codec in CPSGD_CODECS:
-        return [_cpsgd_point(codec, t, generator) for t in targets]
+        return [_cpsgd_point(codec, t, generator, gop) for t in targets]
     if codec in ANCHOR_CODECS:
         settings = anchor_settings if anchor_settings is not None else default_ladder(codec, scales)
         return [_anchor_point(s) for s in settings if s.codec == codec]

@@ -528,7 +528,7 @@ def write_strips(rows: list[dict], out_dir: Path, targets: tuple[float, ...], de
     for seq in sequence_names(rows):
         for target in targets:
             row = next((r for r in rows if r["sequence"] == seq and r["codec"] == shown_codec
-                        and r["point"] == f"{shown_codec}-bpp{target:g}"), None)
+                        and r["settings"].get("target_bpp") == target), None)
             if row is None:
                 continue
             choice = VideoChoice(seq, row, best_anchor(rows, seq, row["bpp"], metric))

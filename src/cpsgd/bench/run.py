@@ -6,6 +6,7 @@ interrupted run picks up where it stopped.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -49,6 +50,7 @@ class BenchConfig:
     optional: OptionalMetrics = field(default_factory=OptionalMetrics)
     device: str = "cpu"  # torch device of VMAF and the optional networks
     generator: str = "warp"  # cpsgd's decoder-side generator
+    gop: int | None = None  # cpsgd's longest GoP; None: the encoder's default
     video_bpp: float = 0.003  # rate of the side-by-side videos in the HTML report
     videos: bool = True
 
@@ -79,8 +81,9 @@ def read_rows(path: Path) -> list[dict]:
 # Anchor points above this multiple of the highest target rate are coded but not scored: the
 # tables read hulls at the targets, and a point that far above them never sets a value there.
 SCORE_RATE_LIMIT = 4.0
-# Seconds per point, measured on this project's shared 2-core machine under load on 13-frame
-# 256x256 clips (0.85 megapixel-frames) and scaled by clip size: coding, and each metric.
+# Seconds per point, measured on a 2-core machine (lightly loaded) on 13-frame 256x256 clips
+# (0.85 megapixel-frames) and scaled by clip size: coding, and each metric. Under heavy load
+# (other jobs on the cores) a run took 5-10 times longer.
 _MEASURED_MEGAPIXEL_FRAMES = 13 * 256 * 256 / 1e6
 CODING_SECONDS = {"cpsgd": 2.5, "hold": 2.5, "intra": 2.5, "anchor": 0.25}
 METRIC_SECONDS = {"psnr": 0.01, "ms_ssim": 0.06, "ms_ssim_rgb": 0.17, "vmaf": 1.2, "niqe": 0.1,
@@ -106,7 +109,7 @@ def all_points(config: BenchConfig) -> list[Point]:
     points: list[Point] = []
     for codec in config.codecs:
         scales = config.scales if config.scales is not None else scales_for(config.protocol.size)
-        points += codec_points(codec, config.targets, config.generator, settings, scales)
+        points += codec_points(codec, config.targets, config.generator, settings, scales, config.gop)
     return points
 
 
@@ -162,6 +165,18 @@ def _score_task(config: BenchConfig, source: Source, index: int, versions: dict)
     return score_point(prepared(config, source), all_points(config)[index], config, versions)
 
 
+def _share_cores(threads: int) -> None:
+    """Give one worker its share of the cores: torch (VMAF) and OpenCV otherwise each use every
+    core, and workers competing for them ran VMAF 5-6 times slower (12 s against 2 s a point)."""
+    import cv2
+
+    cv2.setNumThreads(threads)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list[dict]:
     """Code and score every (sequence, point) not yet in the results; return all rows.
 
@@ -196,7 +211,8 @@ def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list
         else:
             # Spawned workers: forked ones would inherit torch's (and CUDA's) threads.
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_share_cores, initargs=(threads,)) as pool:
                 futures = [pool.submit(_score_task, config, source, i, versions) for source, i in todo]
                 for future in as_completed(futures):
                     keep(future.result())
