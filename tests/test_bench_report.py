@@ -102,6 +102,8 @@ def test_strips_for_every_sequence_and_target(report):
             # A label band, then frames 0, 2 and 3 of the 4-frame clip; source | hold | anchor.
             assert strip.shape == (22 + 3 * 64, 3 * 64, 3)
             assert f"]({name})" in summary and f"src='{name}'" in html
+    # The run saved the strip frames of every hold and intra point, so the report did not decode them again.
+    assert len(list((config.out_dir / "decoded").glob("*.npz"))) == 2 * 2 * len(TARGETS)
 
 
 def test_an_existing_report_is_kept_unless_forced(report, capsys):

@@ -27,7 +27,7 @@ from cpsgd.bench.codecs import CPSGD_CODECS, DEFAULT_CODECS, DEFAULT_TARGETS, Po
 from cpsgd.bench.datasets import Protocol, Sequence, Source, find_sources, load_sequence
 from cpsgd.bench.optional import OptionalMetrics
 from cpsgd.bench.semantic import SemanticReference
-from cpsgd.bench.viewer import ViewerReference
+from cpsgd.bench.viewer import DECODED_DIR, ViewerReference, strip_frames
 from cpsgd.quality import frame_psnr
 
 RESULTS = "results.jsonl"
@@ -236,6 +236,12 @@ def score_point(ref: Reference, point: Point, config: BenchConfig, versions: dic
     if semantic is not None:
         notes += semantic.notes("poses" in config.metrics, "masks" in config.metrics)
     fvd_decoded = config.optional.fvd_features(coded.frames, config.device) if ref.fvd is not None else None
+    if point.codec in CPSGD_CODECS:
+        # The report's strips show these frames; decoding cpsgd again would cost as long as the run.
+        indices = strip_frames(n)
+        saved = config.out_dir / DECODED_DIR
+        saved.mkdir(exist_ok=True)
+        np.savez_compressed(saved / f"{seq.name}__{point.key}.npz", frames=coded.frames[list(indices)], indices=indices)
     row = {
         "sequence": seq.name,
         "codec": point.codec,
