@@ -12,7 +12,7 @@ from cpsgd.bench.datasets import Protocol, find_sources, load_sequence
 from cpsgd.bench.metrics import missing_packages
 from cpsgd.bench.optional import OptionalMetrics
 from cpsgd.bench.report import existing_report, write_report
-from cpsgd.bench.run import ALL_METRICS, BenchConfig, all_points, estimate_seconds, run_bench
+from cpsgd.bench.run import ALL_METRICS, DEFAULT_METRICS, BenchConfig, all_points, estimate_seconds, run_bench
 from cpsgd.errors import InputError
 
 
@@ -58,9 +58,10 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--scales", type=lambda t: tuple(int(v) for v in _floats(t)),
                    help="anchor encode sizes in pixels, at most --size; frames are downscaled from "
                    f"--size and upscaled back after decoding (default {fractions} times --size)")
-    p.add_argument("--metrics", type=_names(ALL_METRICS),
-                   help=f"comma-separated, from {', '.join(ALL_METRICS)} (default: all; vmaf and "
-                   "niqe only when the bench extra is installed)")
+    p.add_argument("--metrics", type=lambda t: ALL_METRICS if t.strip() == "all" else _names(ALL_METRICS)(t),
+                   help=f"comma-separated, from {', '.join(ALL_METRICS)}, or 'all' (default: "
+                   f"{','.join(DEFAULT_METRICS)}; poses and masks re-estimate every encode and cost more "
+                   "than the rest together; vmaf and niqe need the bench extra)")
     p.add_argument("--device", default="cpu", help="torch device for VMAF and learned metrics")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--generator", default="warp", help="cpsgd's decoder-side generator (default warp)")
@@ -80,8 +81,8 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
 
 
 def _metrics(requested: tuple[str, ...] | None) -> tuple[str, ...]:
-    """The metrics to compute: those asked for, which must be installable here, or by default
-    every metric whose packages are installed (with a one-line note for those left out)."""
+    """The metrics to compute: those asked for, which must be installable here, or the default
+    ones whose packages are installed (with a one-line note for those left out)."""
     missing = {name: why for name in ALL_METRICS if (why := missing_packages(name))}
     if requested is not None:
         for name in requested:
@@ -91,7 +92,7 @@ def _metrics(requested: tuple[str, ...] | None) -> tuple[str, ...]:
     if missing:
         print(f"bench: {' and '.join(missing)} left out: they need {', '.join(sorted(set(missing.values())))} "
               "(pip install 'cpsgd[bench]')", file=sys.stderr)
-    return tuple(name for name in ALL_METRICS if name not in missing)
+    return tuple(name for name in DEFAULT_METRICS if name not in missing)
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:

@@ -35,6 +35,9 @@ RESULTS = "results.jsonl"
 # against the source's (cpsgd.bench.viewer); "poses": rotation error of poses re-estimated on the
 # decoded clip; "masks": J of its re-segmentation.
 ALL_METRICS = ("psnr", "ms_ssim", "ms_ssim_rgb", "vmaf", "niqe", "disocclusion", "temporal", "poses", "masks")
+# Pose and mask fidelity re-estimate poses and re-segment every encode: together they cost more
+# than all the other metrics, so a run computes them only when --metrics asks for them.
+DEFAULT_METRICS = tuple(name for name in ALL_METRICS if name not in ("poses", "masks"))
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class BenchConfig:
     protocol: Protocol = Protocol()
     scales: tuple[int, ...] | None = None  # anchor encode sizes; None: scales_for(protocol.size)
     anchor_settings: tuple[AnchorSetting, ...] | None = None  # None: each codec's default ladder
-    metrics: tuple[str, ...] = ALL_METRICS
+    metrics: tuple[str, ...] = DEFAULT_METRICS
     optional: OptionalMetrics = field(default_factory=OptionalMetrics)
     device: str = "cpu"  # torch device of VMAF and the optional networks
     generator: str = "warp"  # cpsgd's decoder-side generator
@@ -81,13 +84,14 @@ def read_rows(path: Path) -> list[dict]:
 # Anchor points above this multiple of the highest target rate are coded but not scored: the
 # tables read hulls at the targets, and a point that far above them never sets a value there.
 SCORE_RATE_LIMIT = 4.0
-# Seconds per point, measured on a 2-core machine (lightly loaded) on 13-frame 256x256 clips
-# (0.85 megapixel-frames) and scaled by clip size: coding, and each metric. Under heavy load
-# (other jobs on the cores) a run took 5-10 times longer.
+# Seconds per point, measured on a 2-core machine on 13-frame 256x256 clips (0.85 megapixel-
+# frames) and scaled by clip size: coding, and each metric. On a quiet machine a 7-clip run
+# scored its anchor points in a median 0.46 s (psnr, both MS-SSIMs, disocclusion, temporal);
+# under the load of other jobs the same points took 10-30 times longer.
 _MEASURED_MEGAPIXEL_FRAMES = 13 * 256 * 256 / 1e6
-CODING_SECONDS = {"cpsgd": 2.5, "hold": 2.5, "intra": 2.5, "anchor": 0.25}
-METRIC_SECONDS = {"psnr": 0.01, "ms_ssim": 0.06, "ms_ssim_rgb": 0.17, "vmaf": 1.2, "niqe": 0.1,
-                  "disocclusion": 0.2, "temporal": 0.05, "poses": 1.2, "masks": 1.2}
+CODING_SECONDS = {"cpsgd": 3.0, "hold": 3.0, "intra": 3.0, "anchor": 0.15}
+METRIC_SECONDS = {"psnr": 0.01, "ms_ssim": 0.05, "ms_ssim_rgb": 0.14, "vmaf": 0.6, "niqe": 0.06,
+                  "disocclusion": 0.15, "temporal": 0.03, "poses": 0.5, "masks": 0.4}
 
 
 def estimate_seconds(config: BenchConfig, jobs: int = 1) -> tuple[float, int]:
