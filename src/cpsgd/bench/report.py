@@ -267,6 +267,7 @@ def markdown_summary(rows: list[dict], targets: tuple[float, ...], strips: list[
 # --- plots -------------------------------------------------------------------------------------
 
 _SEQUENCE_MARKERS = "os^vD<>pP*Xh"
+_RATE_TICKS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def mean_curve(seq_hulls: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -286,6 +287,7 @@ def plot_rd(rows: list[dict], metric: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     h = hulls(rows, metric)
     seqs = sequence_names(rows)
@@ -310,8 +312,14 @@ def plot_rd(rows: list[dict], metric: str, path: Path) -> None:
         codec_keys.append(Line2D([], [], color=color, lw=2.2, label=codec))
     style_keys = [Line2D([], [], color="k", lw=2.2, label="thick: mean over sequences"),
                   Line2D([], [], color="k", lw=0.6, label="thin: one sequence's hull")]
-    seq_keys = [Line2D([], [], color="k", lw=0.6, marker=marker[s], ms=4, label=s) for s in seqs]
+    shown = {s for s, _ in h}
+    seq_keys = [Line2D([], [], color="k", lw=0.6, marker=marker[s], ms=4, label=s) for s in seqs if s in shown]
     ax.set_xscale("log")
+    # Plain rate labels (0.002, 0.005, ...): the log axis's own minor labels overlap at these rates.
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in _RATE_TICKS if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.grid(True, which="both", alpha=0.3)
