@@ -64,6 +64,7 @@ def test_downscaled_anchor_costs_fewer_bits_and_upscales(clip):
 def test_ladders_cover_scales_and_reject_unknown_codecs():
     ladder = default_ladder("svtav1", (512, 128))
     assert {s.scale for s in ladder} == {512, 128}
+    assert {s.scale for s in default_ladder("x265", (128, 64, 32))} == {128, 64}  # x265 needs 64x64
     assert ("qp", 63) in {(s.rc, s.value) for s in ladder}
     assert "info=0" in AnchorSetting("x265", 128, "qp", 51).encoder_options()["x265-params"]
     with pytest.raises(InputError):

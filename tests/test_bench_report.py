@@ -102,6 +102,8 @@ def test_strips_for_every_sequence_and_target(report):
             # A label band, then frames 0, 2 and 3 of the 4-frame clip; source | hold | anchor.
             assert strip.shape == (22 + 3 * 64, 3 * 64, 3)
             assert f"]({name})" in summary and f"src='{name}'" in html
+    # The run saved the strip frames of every hold and intra point, so the report did not decode them again.
+    assert len(list((config.out_dir / "decoded").glob("*.npz"))) == 2 * 2 * len(TARGETS)
 
 
 def test_an_existing_report_is_kept_unless_forced(report, capsys):
@@ -175,11 +177,13 @@ def test_without_torch_vmaf_is_left_out_with_one_line(tmp_path, monkeypatch, cap
     args = parser.parse_args(["bench", str(tmp_path), "-o", str(tmp_path / "r")])
     metrics = config_from_args(args).metrics
     assert "vmaf" not in metrics and {"psnr", "ms_ssim_rgb", "disocclusion", "temporal"} <= set(metrics)
+    assert "poses" not in metrics and "masks" not in metrics  # slow: asked for by name
     note = capsys.readouterr().err.strip().splitlines()
     assert len(note) == 1 and "vmaf" in note[0] and "pip install 'cpsgd[bench]'" in note[0]
-    args.metrics = ("psnr", "vmaf")
-    with pytest.raises(InputError, match="vmaf needs torch"):
-        config_from_args(args)
+    for asked in (["--metrics", "psnr,vmaf"], ["--metrics", "all"]):
+        args = parser.parse_args(["bench", str(tmp_path), "-o", str(tmp_path / "r"), *asked])
+        with pytest.raises(InputError, match="vmaf needs torch"):
+            config_from_args(args)
 
 
 def test_bench_runs_in_a_process_without_torch(tmp_path):

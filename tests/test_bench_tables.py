@@ -2,7 +2,8 @@
 
 import pytest
 
-from cpsgd.bench.report import VideoChoice, best_anchor, mean_curve, quality_table, strip_frames
+from cpsgd.bench.report import VideoChoice, best_anchor, mean_curve, quality_table
+from cpsgd.bench.viewer import strip_frames
 
 
 def row(sequence: str, codec: str, bpp: float, **metrics: float) -> dict:

@@ -106,6 +106,8 @@ def default_ladder(codec: str, scales: tuple[int, ...] = DEFAULT_SCALES) -> list
     }
     if codec not in rate_points:
         raise InputError(f"unknown anchor codec {codec!r}; choose one of {ANCHOR_CODECS}")
+    if codec == "x265":
+        scales = tuple(s for s in scales if s >= 64)  # its CTU size (see encode_decode)
     return [AnchorSetting(codec, s, rc, v) for s in scales for rc, v in rate_points[codec]]
 
 

@@ -12,7 +12,7 @@ from cpsgd.bench.datasets import Protocol, find_sources, load_sequence
 from cpsgd.bench.metrics import missing_packages
 from cpsgd.bench.optional import OptionalMetrics
 from cpsgd.bench.report import existing_report, write_report
-from cpsgd.bench.run import ALL_METRICS, BenchConfig, all_points, estimate_seconds, run_bench
+from cpsgd.bench.run import ALL_METRICS, DEFAULT_METRICS, BenchConfig, all_points, estimate_seconds, run_bench
 from cpsgd.errors import InputError
 
 
@@ -58,14 +58,16 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--scales", type=lambda t: tuple(int(v) for v in _floats(t)),
                    help="anchor encode sizes in pixels, at most --size; frames are downscaled from "
                    f"--size and upscaled back after decoding (default {fractions} times --size)")
-    p.add_argument("--metrics", type=_names(ALL_METRICS),
-                   help=f"comma-separated, from {', '.join(ALL_METRICS)} (default: all; vmaf and "
-                   "niqe only when the bench extra is installed)")
+    p.add_argument("--metrics", type=lambda t: ALL_METRICS if t.strip() == "all" else _names(ALL_METRICS)(t),
+                   help=f"comma-separated, from {', '.join(ALL_METRICS)}, or 'all' (default: "
+                   f"{','.join(DEFAULT_METRICS)}; poses and masks re-estimate every encode and cost more "
+                   "than the rest together; vmaf and niqe need the bench extra)")
     p.add_argument("--device", default="cpu", help="torch device for VMAF and learned metrics")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--generator", default="warp", help="cpsgd's decoder-side generator (default warp)")
     p.add_argument("--model", type=Path, help="--generator diffusion: local SVD directory (diffusers layout)")
     p.add_argument("--adapters", type=Path, help="--generator diffusion: adapters folder from `cpsgd train`")
+    p.add_argument("--gop", type=int, help="cpsgd's longest GoP (default: the encoder's, 25)")
     p.add_argument("--video-bpp", type=float, default=0.003, help="rate of the side-by-side videos")
     p.add_argument("--no-videos", action="store_true", help="leave the side-by-side videos out (the PNG strips stay)")
     p.add_argument("--lpips-weights", type=lambda t: tuple(Path(v) for v in t.split(",")), default=(),
@@ -81,8 +83,8 @@ def add_bench_command(subparsers) -> argparse.ArgumentParser:
 
 
 def _metrics(requested: tuple[str, ...] | None) -> tuple[str, ...]:
-    """The metrics to compute: those asked for, which must be installable here, or by default
-    every metric whose packages are installed (with a one-line note for those left out)."""
+    """The metrics to compute: those asked for, which must be installable here, or the default
+    ones whose packages are installed (with a one-line note for those left out)."""
     missing = {name: why for name in ALL_METRICS if (why := missing_packages(name))}
     if requested is not None:
         for name in requested:
@@ -92,7 +94,7 @@ def _metrics(requested: tuple[str, ...] | None) -> tuple[str, ...]:
     if missing:
         print(f"bench: {' and '.join(missing)} left out: they need {', '.join(sorted(set(missing.values())))} "
               "(pip install 'cpsgd[bench]')", file=sys.stderr)
-    return tuple(name for name in ALL_METRICS if name not in missing)
+    return tuple(name for name in DEFAULT_METRICS if name not in missing)
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
@@ -102,6 +104,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise InputError("--size must be 16 to 4096")
     if args.generator == "diffusion" and args.model is None:
         raise InputError("--generator diffusion needs --model DIR (a local SVD diffusers directory)")
+    if args.gop is not None and not 1 <= args.gop <= 1024:
+        raise InputError("--gop must be 1 to 1024")
     if args.scales is not None and any(not 16 <= s <= args.size for s in args.scales):
         raise InputError(f"--scales must be 16 to --size ({args.size}): anchors are downscaled from the working size")
     for path in (*args.lpips_weights, args.clip_model, args.aesthetic_head, args.fvd_weights):
@@ -121,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         generator_options=tuple(
             (key, str(path)) for key, path in (("model_dir", args.model), ("adapters_dir", args.adapters)) if path
         ),
+        gop=args.gop,
         video_bpp=args.video_bpp,
         videos=not args.no_videos,
     )
@@ -135,7 +140,7 @@ def bench(config: BenchConfig, progress: bool = True, jobs: int = 1, force: bool
     if progress:
         seconds, count = estimate_seconds(config, jobs)
         print(f"bench: {count} points to code and score, about {max(1, round(seconds / 60))} min here "
-              "(estimate from measured per-point costs)", file=sys.stderr)
+              "(from per-point costs measured on 2 cores; longer on a busy machine)", file=sys.stderr)
     rows = run_bench(config, progress, jobs)
     sources = {s.name: s for s in find_sources(config.dataset)}
     keys = {(p.codec, p.key) for p in all_points(config)}

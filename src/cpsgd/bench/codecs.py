@@ -63,7 +63,7 @@ def stream_parts(data: bytes) -> tuple[dict[str, int], list[int]]:
     return parts, starts
 
 
-def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple[str, str], ...]) -> Point:
+def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple[str, str], ...] = (), gop: int | None = None) -> Point:
     def run(frames: np.ndarray, fps: float) -> Coded:
         from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
 
@@ -72,7 +72,8 @@ def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple
             decoder = "hold"
         else:
             made_for = "diffusion" if generator == "diffusion" and codec != "hold" else "warp"
-            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion", generator=made_for)
+            longest = {"gop": gop} if gop is not None else {}
+            config = EncoderConfig(bpp=target, pose_estimator="flow", segmenter="motion", generator=made_for, **longest)
             decoder = "hold" if codec == "hold" else generator
         data = encode_frames(frames, fps, config)
         decoded = decode_bytes(data, decoder, **(dict(options) if decoder == generator else {}))
@@ -80,7 +81,8 @@ def _cpsgd_point(codec: str, target: float, generator: str, options: tuple[tuple
         parts, starts = stream_parts(data)
         return Coded(8 * len(data), decoded, settings, parts, starts)
 
-    return Point(codec, f"{codec}-bpp{target:g}", run)
+    suffix = f"-gop{gop}" if gop is not None and codec != "intra" else ""
+    return Point(codec, f"{codec}-bpp{target:g}{suffix}", run)
 
 
 def _anchor_point(setting: AnchorSetting) -> Point:
@@ -98,10 +100,12 @@ def codec_points(
     anchor_settings: list[AnchorSetting] | None = None,
     scales: tuple[int, ...] = DEFAULT_SCALES,
     generator_options: tuple[tuple[str, str], ...] = (),
+    gop: int | None = None,
 ) -> list[Point]:
-    """The operating points of one codec: cpsgd variants at ``targets``, anchors over their ladder."""
+    """The operating points of one codec: cpsgd variants at ``targets`` (``gop``: cpsgd's longest
+    GoP, None for the encoder's default), anchors over their ladder."""
     if codec in CPSGD_CODECS:
-        return [_cpsgd_point(codec, t, generator, generator_options) for t in targets]
+        return [_cpsgd_point(codec, t, generator, generator_options, gop) for t in targets]
     if codec in ANCHOR_CODECS:
         settings = anchor_settings if anchor_settings is not None else default_ladder(codec, scales)
         return [_anchor_point(s) for s in settings if s.codec == codec]

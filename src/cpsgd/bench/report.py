@@ -23,7 +23,7 @@ from cpsgd.bench.codecs import CPSGD_CODECS, Point
 from cpsgd.bench.fvd import fvd_explanation, fvd_table
 from cpsgd.bench.hull import quality_at, rd_hull
 from cpsgd.bench.metrics import LOWER_IS_BETTER
-from cpsgd.bench.viewer import gop_pop
+from cpsgd.bench.viewer import DECODED_DIR, gop_pop, strip_frames
 
 METRIC_LABELS = {
     "psnr": "PSNR (dB)",
@@ -267,6 +267,7 @@ def markdown_summary(rows: list[dict], targets: tuple[float, ...], strips: list[
 # --- plots -------------------------------------------------------------------------------------
 
 _SEQUENCE_MARKERS = "os^vD<>pP*Xh"
+_RATE_TICKS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def mean_curve(seq_hulls: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -286,6 +287,7 @@ def plot_rd(rows: list[dict], metric: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     h = hulls(rows, metric)
     seqs = sequence_names(rows)
@@ -310,8 +312,14 @@ def plot_rd(rows: list[dict], metric: str, path: Path) -> None:
         codec_keys.append(Line2D([], [], color=color, lw=2.2, label=codec))
     style_keys = [Line2D([], [], color="k", lw=2.2, label="thick: mean over sequences"),
                   Line2D([], [], color="k", lw=0.6, label="thin: one sequence's hull")]
-    seq_keys = [Line2D([], [], color="k", lw=0.6, marker=marker[s], ms=4, label=s) for s in seqs]
+    shown = {s for s, _ in h}
+    seq_keys = [Line2D([], [], color="k", lw=0.6, marker=marker[s], ms=4, label=s) for s in seqs if s in shown]
     ax.set_xscale("log")
+    # Plain rate labels (0.002, 0.005, ...): the log axis's own minor labels overlap at these rates.
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in _RATE_TICKS if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.grid(True, which="both", alpha=0.3)
@@ -387,13 +395,8 @@ class Strip:
         return f"frames {', '.join(map(str, self.frames))}: {self.choice.caption()}"
 
 
-def strip_frames(count: int) -> tuple[int, ...]:
-    """Frames 0, 12 and 24 of a 25-frame clip; the first, middle and last of any other."""
-    return (0, 12, 24) if count >= 25 else tuple(dict.fromkeys((0, count // 2, count - 1)))
-
-
-def strip_image(clips: list[np.ndarray], labels: list[str], frames: tuple[int, ...]) -> np.ndarray:
-    """One row per frame index, one column per clip, a labelled band on top; RGB uint8."""
+def strip_image(clips: list[np.ndarray], labels: list[str]) -> np.ndarray:
+    """One row per frame, one column per clip (each (F, H, W, 3)), a labelled band on top; RGB uint8."""
     import cv2
 
     h, w = clips[0].shape[1:3]
@@ -401,7 +404,7 @@ def strip_image(clips: list[np.ndarray], labels: list[str], frames: tuple[int, .
     for i, label in enumerate(labels):
         cv2.putText(band, label[: max(8, w // 7)], (i * w + 4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
                     cv2.LINE_AA)
-    grid = [np.concatenate([clip[f] for clip in clips], axis=1) for f in frames]
+    grid = [np.concatenate([clip[f] for clip in clips], axis=1) for f in range(len(clips[0]))]
     return np.concatenate([band, *grid], axis=0)
 
 
@@ -482,12 +485,14 @@ def html_report(rows: list[dict], targets: tuple[float, ...], plots: dict[str, s
 
 
 class DecodedClips:
-    """Decoded frames of the points shown, coded again on demand (same input, same bytes) and
-    kept for one sequence at a time, so that a strip and a video of the same point code it once."""
+    """Decoded frames of the points shown: a cpsgd point's strip frames as the run saved them
+    (``DECODED_DIR``), anything else coded again on demand (same input, same bytes) and kept for
+    one sequence at a time, so that a strip and a video of the same point code it once."""
 
-    def __init__(self, points: list[Point], load_frames) -> None:
+    def __init__(self, points: list[Point], load_frames, out_dir: Path) -> None:
         self.by_key = {(p.codec, p.key): p for p in points}
         self.load_frames = load_frames
+        self.saved = out_dir / DECODED_DIR
         self.sequence: str | None = None
         self.cache: dict[tuple[str, str], np.ndarray] = {}
 
@@ -507,10 +512,22 @@ class DecodedClips:
             self.cache[key] = point.run(frames, fps).frames
         return self.cache[key]
 
-    def clips(self, choice: VideoChoice) -> tuple[list[np.ndarray], list[str]]:
-        clips, labels = [self.source(choice.sequence)[0]], ["source"]
+    def frames_at(self, row: dict | None, indices: tuple[int, ...]) -> np.ndarray | None:
+        if row is not None:
+            saved = self.saved / f"{row['sequence']}__{row['point']}.npz"
+            if saved.exists():
+                with np.load(saved) as data:
+                    if tuple(data["indices"]) == indices:
+                        return data["frames"]
+        decoded = self.decoded(row)
+        return None if decoded is None else decoded[list(indices)]
+
+    def clips(self, choice: VideoChoice, indices: tuple[int, ...] | None = None) -> tuple[list[np.ndarray], list[str]]:
+        """Source, cpsgd and anchor frames (all, or those at ``indices``) and their labels."""
+        source = self.source(choice.sequence)[0]
+        clips, labels = [source if indices is None else source[list(indices)]], ["source"]
         for row in (choice.cpsgd, choice.anchor):
-            decoded = self.decoded(row)
+            decoded = self.decoded(row) if indices is None else self.frames_at(row, indices)
             if decoded is not None:
                 clips.append(decoded)
                 labels.append(f"{row['point']} {row['bpp']:.4f}")
@@ -528,14 +545,14 @@ def write_strips(rows: list[dict], out_dir: Path, targets: tuple[float, ...], de
     for seq in sequence_names(rows):
         for target in targets:
             row = next((r for r in rows if r["sequence"] == seq and r["codec"] == shown_codec
-                        and r["point"] == f"{shown_codec}-bpp{target:g}"), None)
+                        and r["settings"].get("target_bpp") == target), None)
             if row is None:
                 continue
             choice = VideoChoice(seq, row, best_anchor(rows, seq, row["bpp"], metric))
-            clips, labels = decoded.clips(choice)
-            frames = strip_frames(len(clips[0]))
+            frames = strip_frames(row["frames"])
+            clips, labels = decoded.clips(choice, frames)
             src = f"strips/{seq}_bpp{target:g}.png"
-            Image.fromarray(strip_image(clips, labels, frames)).save(out_dir / src)
+            Image.fromarray(strip_image(clips, labels)).save(out_dir / src)
             strips.append(Strip(target, choice, src, frames))
     return strips
 
@@ -561,7 +578,7 @@ def write_report(
     videos, strips = [], []
     metric = showcase_metric(rows)
     if points is not None and load_frames is not None:
-        decoded = DecodedClips(points, load_frames)
+        decoded = DecodedClips(points, load_frames, out_dir)
         strips = write_strips(rows, out_dir, targets, decoded, metric)
         if video_bpp is not None:
             (out_dir / "videos").mkdir(exist_ok=True)

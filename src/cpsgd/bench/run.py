@@ -6,6 +6,7 @@ interrupted run picks up where it stopped.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -26,7 +27,7 @@ from cpsgd.bench.codecs import CPSGD_CODECS, DEFAULT_CODECS, DEFAULT_TARGETS, Po
 from cpsgd.bench.datasets import Protocol, Sequence, Source, find_sources, load_sequence
 from cpsgd.bench.optional import OptionalMetrics
 from cpsgd.bench.semantic import SemanticReference
-from cpsgd.bench.viewer import ViewerReference
+from cpsgd.bench.viewer import DECODED_DIR, ViewerReference, strip_frames
 from cpsgd.quality import frame_psnr
 
 RESULTS = "results.jsonl"
@@ -34,6 +35,9 @@ RESULTS = "results.jsonl"
 # against the source's (cpsgd.bench.viewer); "poses": rotation error of poses re-estimated on the
 # decoded clip; "masks": J of its re-segmentation.
 ALL_METRICS = ("psnr", "ms_ssim", "ms_ssim_rgb", "vmaf", "niqe", "disocclusion", "temporal", "poses", "masks")
+# Pose and mask fidelity re-estimate poses and re-segment every encode: together they cost more
+# than all the other metrics, so a run computes them only when --metrics asks for them.
+DEFAULT_METRICS = tuple(name for name in ALL_METRICS if name not in ("poses", "masks"))
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,12 @@ class BenchConfig:
     protocol: Protocol = Protocol()
     scales: tuple[int, ...] | None = None  # anchor encode sizes; None: scales_for(protocol.size)
     anchor_settings: tuple[AnchorSetting, ...] | None = None  # None: each codec's default ladder
-    metrics: tuple[str, ...] = ALL_METRICS
+    metrics: tuple[str, ...] = DEFAULT_METRICS
     optional: OptionalMetrics = field(default_factory=OptionalMetrics)
     device: str = "cpu"  # torch device of VMAF and the optional networks
     generator: str = "warp"  # cpsgd's decoder-side generator
     generator_options: tuple[tuple[str, str], ...] = ()  # its keyword arguments (diffusion: model_dir, ...)
+    gop: int | None = None  # cpsgd's longest GoP; None: the encoder's default
     video_bpp: float = 0.003  # rate of the side-by-side videos in the HTML report
     videos: bool = True
 
@@ -80,12 +85,14 @@ def read_rows(path: Path) -> list[dict]:
 # Anchor points above this multiple of the highest target rate are coded but not scored: the
 # tables read hulls at the targets, and a point that far above them never sets a value there.
 SCORE_RATE_LIMIT = 4.0
-# Seconds per point, measured on this project's shared 2-core machine under load on 13-frame
-# 256x256 clips (0.85 megapixel-frames) and scaled by clip size: coding, and each metric.
+# Seconds per point, measured on a 2-core machine on 13-frame 256x256 clips (0.85 megapixel-
+# frames) and scaled by clip size: coding, and each metric. On a quiet machine a 7-clip run
+# scored its anchor points in a median 0.46 s (psnr, both MS-SSIMs, disocclusion, temporal);
+# under the load of other jobs the same points took 10-30 times longer.
 _MEASURED_MEGAPIXEL_FRAMES = 13 * 256 * 256 / 1e6
-CODING_SECONDS = {"cpsgd": 2.5, "hold": 2.5, "intra": 2.5, "anchor": 0.25}
-METRIC_SECONDS = {"psnr": 0.01, "ms_ssim": 0.06, "ms_ssim_rgb": 0.17, "vmaf": 1.2, "niqe": 0.1,
-                  "disocclusion": 0.2, "temporal": 0.05, "poses": 1.2, "masks": 1.2}
+CODING_SECONDS = {"cpsgd": 3.0, "hold": 3.0, "intra": 3.0, "anchor": 0.15}
+METRIC_SECONDS = {"psnr": 0.01, "ms_ssim": 0.05, "ms_ssim_rgb": 0.14, "vmaf": 0.6, "niqe": 0.06,
+                  "disocclusion": 0.15, "temporal": 0.03, "poses": 0.5, "masks": 0.4}
 
 
 def estimate_seconds(config: BenchConfig, jobs: int = 1) -> tuple[float, int]:
@@ -107,7 +114,9 @@ def all_points(config: BenchConfig) -> list[Point]:
     points: list[Point] = []
     for codec in config.codecs:
         scales = config.scales if config.scales is not None else scales_for(config.protocol.size)
-        points += codec_points(codec, config.targets, config.generator, settings, scales, config.generator_options)
+        points += codec_points(
+            codec, config.targets, config.generator, settings, scales, config.generator_options, config.gop
+        )
     return points
 
 
@@ -163,6 +172,18 @@ def _score_task(config: BenchConfig, source: Source, index: int, versions: dict)
     return score_point(prepared(config, source), all_points(config)[index], config, versions)
 
 
+def _share_cores(threads: int) -> None:
+    """Give one worker its share of the cores: torch (VMAF) and OpenCV otherwise each use every
+    core, and workers competing for them ran VMAF 5-6 times slower (12 s against 2 s a point)."""
+    import cv2
+
+    cv2.setNumThreads(threads)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list[dict]:
     """Code and score every (sequence, point) not yet in the results; return all rows.
 
@@ -197,7 +218,8 @@ def run_bench(config: BenchConfig, progress: bool = True, jobs: int = 1) -> list
         else:
             # Spawned workers: forked ones would inherit torch's (and CUDA's) threads.
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_share_cores, initargs=(threads,)) as pool:
                 futures = [pool.submit(_score_task, config, source, i, versions) for source, i in todo]
                 for future in as_completed(futures):
                     keep(future.result())
@@ -221,6 +243,12 @@ def score_point(ref: Reference, point: Point, config: BenchConfig, versions: dic
     if semantic is not None:
         notes += semantic.notes("poses" in config.metrics, "masks" in config.metrics)
     fvd_decoded = config.optional.fvd_features(coded.frames, config.device) if ref.fvd is not None else None
+    if point.codec in CPSGD_CODECS:
+        # The report's strips show these frames; decoding cpsgd again would cost as long as the run.
+        indices = strip_frames(n)
+        saved = config.out_dir / DECODED_DIR
+        saved.mkdir(exist_ok=True)
+        np.savez_compressed(saved / f"{seq.name}__{point.key}.npz", frames=coded.frames[list(indices)], indices=indices)
     row = {
         "sequence": seq.name,
         "codec": point.codec,

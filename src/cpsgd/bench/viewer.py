@@ -25,10 +25,18 @@ import numpy as np
 from cpsgd.bench.metrics import ms_ssim_rgb
 from cpsgd.quality import PSNR_CAP
 
+# Where a run saves the strip frames of each cpsgd point, so that the report need not decode again.
+DECODED_DIR = "decoded"
 # Fewer uncovered pixels than this over the clip: too few to score (a mask's edge jitter).
 MIN_UNCOVERED_PIXELS = 64
 # Forward-backward flow disagreement (px) beyond which a pixel counts as occluded.
 FLOW_CONSISTENCY_PX = 1.0
+
+
+def strip_frames(count: int) -> tuple[int, ...]:
+    """The frames a side-by-side strip shows: 0, 12 and 24 of a 25-frame clip (and of longer
+    ones); the first, middle and last of a shorter one."""
+    return (0, 12, 24) if count >= 25 else tuple(dict.fromkeys((0, count // 2, count - 1)))
 
 
 def uncovered_regions(masks: np.ndarray) -> np.ndarray:
