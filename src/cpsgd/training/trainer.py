@@ -58,7 +58,7 @@ def edm_loss(
     return (weight * (denoised - latents) ** 2).mean()
 
 
-class _Conditioner:
+class SvdConditioner:
     """Frozen SVD parts that turn a batch into U-Net inputs, as StableVideoDiffusionPipeline does."""
 
     def __init__(self, pipe, config: TrainConfig, dtype: torch.dtype) -> None:
@@ -186,7 +186,7 @@ def train(config: TrainConfig) -> dict:
     accelerator.register_save_state_pre_hook(save_adapters)
     accelerator.register_load_state_pre_hook(load_adapters)
     controlled, optimizer, loader = accelerator.prepare(controlled, optimizer, loader)
-    conditioner = _Conditioner(pipe, config, weight_dtype)
+    conditioner = SvdConditioner(pipe, config, weight_dtype)
 
     step = 0
     output_dir = Path(config.output_dir)
