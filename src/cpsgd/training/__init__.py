@@ -35,6 +35,12 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "-o", "--output", required=True, type=Path, help="folder for adapters, checkpoints, log"
     )
     parser.add_argument("--init-adapters", type=Path, help="start from the adapters in this folder")
+    parser.add_argument(
+        "--controlnet",
+        type=Path,
+        help="segmentation adapter over this pretrained image ControlNet (diffusers folder, e.g. a "
+        "segmentation ControlNet for SD 1.5), as the paper does; default: an encoder trained from scratch",
+    )
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -65,6 +71,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         model_dir=args.model,
         output_dir=args.output,
         init_adapters=args.init_adapters,
+        controlnet_dir=args.controlnet,
         steps=args.steps,
         learning_rate=args.lr,
         batch_size=args.batch_size,

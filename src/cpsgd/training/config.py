@@ -20,6 +20,7 @@ class TrainConfig:
     model_dir: Path
     output_dir: Path
     init_adapters: Path | None = None
+    controlnet_dir: Path | None = None  # segmentation from this pretrained image ControlNet (Ctrl-Adapter)
     steps: int = 40_000
     learning_rate: float = 1e-4
     batch_size: int = 1

@@ -24,10 +24,18 @@ from cpsgd.generators.diffusion.adapters import (
     CAMERA_SUBFOLDER,
     SEGMENTATION_SUBFOLDER,
     CameraAdapter,
+    ControlNetAdapter,
     SegmentationAdapter,
 )
 from cpsgd.generators.diffusion.control import ControlledUNet
-from cpsgd.generators.diffusion.loading import load_adapter, load_svd_pipeline, vae_scale_factor
+from cpsgd.generators.diffusion.loading import (
+    adapter_config_for,
+    load_adapter,
+    load_controlnet,
+    load_svd_pipeline,
+    segmentation_adapter_class,
+    vae_scale_factor,
+)
 from cpsgd.training.config import TrainConfig
 from cpsgd.training.data import ClipDataset, scan_clips
 
@@ -89,26 +97,26 @@ class SvdConditioner:
         )
 
 
-def _adapters(config: TrainConfig, unet: torch.nn.Module, scale: int, report):
-    """The adapters this run trains: from ``init_adapters`` where it holds them, else fresh."""
+def _adapters(config: TrainConfig, unet: torch.nn.Module, scale: int, controlnet, report):
+    """The adapters this run trains: from ``init_adapters`` where it holds them, else fresh. The
+    segmentation adapter projects ``controlnet``'s features when one is given."""
+    segmentation_class = SegmentationAdapter if controlnet is None else ControlNetAdapter
     wanted = {
         "camera": (config.adapter in ("camera", "joint"), CameraAdapter, CAMERA_SUBFOLDER),
-        "segmentation": (
-            config.adapter in ("segmentation", "joint"),
-            SegmentationAdapter,
-            SEGMENTATION_SUBFOLDER,
-        ),
+        "segmentation": (config.adapter in ("segmentation", "joint"), segmentation_class, SEGMENTATION_SUBFOLDER),
     }
     adapters = {}
     for name, (needed, cls, sub) in wanted.items():
         if not needed:
             adapters[name] = None
         elif config.init_adapters is not None and (config.init_adapters / sub).is_dir():
-            adapters[name] = load_adapter(cls, config.init_adapters / sub, unet, scale)
+            if sub == SEGMENTATION_SUBFOLDER and segmentation_adapter_class(config.init_adapters / sub) is not cls:
+                raise InputError(f"{config.init_adapters / sub} holds another kind of segmentation adapter than {cls.__name__}")
+            adapters[name] = load_adapter(cls, config.init_adapters / sub, unet, scale, controlnet=controlnet)
             report(f"{name} adapter: starting from {config.init_adapters / sub}")
         else:
-            adapters[name] = cls.from_unet(unet, scale)
-            report(f"{name} adapter: starting from scratch (zero-initialised output layers)")
+            adapters[name] = cls(**adapter_config_for(cls, unet, scale, controlnet))
+            report(f"{name} adapter ({cls.__name__}): starting from scratch (zero-initialised output layers)")
     return adapters["camera"], adapters["segmentation"]
 
 
@@ -136,8 +144,10 @@ def train(config: TrainConfig) -> dict:
     if config.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
     scale = vae_scale_factor(pipe)
-    camera, segmentation = _adapters(config, pipe.unet, scale, accelerator.print)
-    controlled = ControlledUNet(pipe.unet, camera, segmentation)
+    needs_controlnet = config.controlnet_dir is not None and config.adapter != "camera"
+    controlnet = load_controlnet(config.controlnet_dir, weight_dtype, accelerator.device) if needs_controlnet else None
+    camera, segmentation = _adapters(config, pipe.unet, scale, controlnet, accelerator.print)
+    controlled = ControlledUNet(pipe.unet, camera, segmentation, controlnet)
     trainable = [m for m in (camera, segmentation) if m is not None]
     for module in trainable:
         module.to(accelerator.device).train()

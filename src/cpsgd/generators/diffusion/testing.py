@@ -1,4 +1,5 @@
-"""Tiny randomly initialised SVD checkpoints, for tests and the GPU smoke check.
+"""Tiny randomly initialised SVD checkpoints (and a ControlNet that fits them), for tests and the
+GPU smoke check.
 
 The sizes follow diffusers' own SVD tests (a U-Net with block channels (32, 64)); the CLIP image
 encoder takes 224x224 input as SVD's pipeline feeds it, with 32x32 patches to stay small. The
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKLTemporalDecoder,
+    ControlNetModel,
     EulerDiscreteScheduler,
     StableVideoDiffusionPipeline,
     UNetSpatioTemporalConditionModel,
@@ -84,4 +86,30 @@ def save_tiny_svd(directory: str | Path, num_frames: int = 4, seed: int = 0) -> 
     """Write a tiny SVD directory in diffusers layout (safetensors weights) and return its path."""
     directory = Path(directory)
     build_tiny_svd(num_frames, seed).save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def build_tiny_controlnet(seed: int = 0) -> ControlNetModel:
+    """An SD-style image ControlNet at the tiny SVD's sizes (4-channel latents, 2x image downscale)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        controlnet = ControlNetModel(
+            in_channels=4,
+            block_out_channels=(32, 64),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            layers_per_block=1,
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            conditioning_embedding_out_channels=(16, 32),
+        )
+        # A pretrained ControlNet's zero-initialised convolutions are not zero any more.
+        zeroed = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
+        for block in [*zeroed, controlnet.controlnet_cond_embedding.conv_out]:
+            torch.nn.init.normal_(block.weight, std=0.1)
+    return controlnet
+
+
+def save_tiny_controlnet(directory: str | Path, seed: int = 0) -> Path:
+    directory = Path(directory)
+    build_tiny_controlnet(seed).save_pretrained(directory, safe_serialization=True)
     return directory
