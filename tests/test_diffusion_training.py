@@ -168,3 +168,23 @@ def test_train_command_line(svd_dir, data_dir, tmp_path):
         train(_config(svd_dir, data_dir, tmp_path, resume=True))
     with pytest.raises(InputError, match="--adapter"):
         _config(svd_dir, data_dir, tmp_path, adapter="both")
+
+
+def test_controlnet_segmentation_adapter_trains(svd_dir, data_dir, tmp_path):
+    from cpsgd.generators.diffusion.adapters import ControlNetAdapter
+    from cpsgd.generators.diffusion.testing import save_tiny_controlnet
+
+    controlnet = save_tiny_controlnet(tmp_path / "controlnet")
+    config = _config(svd_dir, data_dir, tmp_path / "out", adapter="segmentation", steps=1, controlnet_dir=controlnet)
+    assert train(config)["step"] == 1
+    saved = json.loads((tmp_path / "out" / SEGMENTATION_SUBFOLDER / "config.json").read_text())
+    assert saved["_class_name"] == "ControlNetAdapter"  # only the adapter blocks, not the ControlNet
+    adapter = ControlNetAdapter.from_pretrained(tmp_path / "out" / SEGMENTATION_SUBFOLDER)
+    assert all(block.out.weight.abs().sum() > 0 for block in adapter.blocks)  # the zero layers moved
+    # A from-scratch segmentation adapter cannot seed a ControlNet one.
+    _reset_accelerate()
+    train(_config(svd_dir, data_dir, tmp_path / "plain", adapter="segmentation", steps=1))
+    _reset_accelerate()
+    with pytest.raises(InputError, match="another kind of segmentation adapter"):
+        train(_config(svd_dir, data_dir, tmp_path / "x", adapter="joint", steps=1, controlnet_dir=controlnet,
+                      init_adapters=tmp_path / "plain"))
