@@ -37,13 +37,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-SIZE = 64
 FPS = 25.0
 TRAJECTORIES = ("pan", "orbit", "shake", "dolly")
 MOTION = 3.0  # camera speed x3: a few degrees over 8 frames, well above the estimator's floor
 
 
-def make_clips(root: Path, count: int, first_seed: int, frames: int) -> list:
+def make_clips(root: Path, count: int, first_seed: int, frames: int, size: int) -> list:
     """Render and write ``count`` scenes (the trajectories in turn); returns their configs."""
     from cpsgd.synth.io import write_clip
     from cpsgd.synth.scene import SceneConfig, make_scene
@@ -51,7 +50,7 @@ def make_clips(root: Path, count: int, first_seed: int, frames: int) -> list:
     configs = []
     for i in range(count):
         config = SceneConfig(
-            traj=TRAJECTORIES[i % len(TRAJECTORIES)], objects=1, num_frames=frames, width=SIZE, height=SIZE,
+            traj=TRAJECTORIES[i % len(TRAJECTORIES)], objects=1, num_frames=frames, width=size, height=size,
             seed=first_seed + i, noise=0.0, fps=FPS, motion=MOTION,
         )
         folder = root / f"clip{first_seed + i:05d}"
@@ -66,7 +65,9 @@ def _batches(loader):
         yield from loader
 
 
-def pretrain(model_dir: Path, train_dir: Path, frames: int, vae_s: float, unet_s: float, seed: int) -> float:
+def pretrain(
+    model_dir: Path, train_dir: Path, frames: int, size: int, vae_s: float, unet_s: float, seed: int, device: str
+) -> float:
     """The stand-in for pretrained SVD: a tiny VAE and U-Net trained from scratch on the clips,
     each for ``vae_s`` / ``unet_s`` seconds of wall time. Returns the U-Net's seconds per step."""
     import torch
@@ -79,9 +80,9 @@ def pretrain(model_dir: Path, train_dir: Path, frames: int, vae_s: float, unet_s
     from cpsgd.training.trainer import SvdConditioner, edm_loss
 
     torch.manual_seed(seed)
-    pipe = build_tiny_svd(num_frames=frames, seed=seed)
+    pipe = build_tiny_svd(num_frames=frames, seed=seed).to(device)
     pipe.set_progress_bar_config(disable=True)
-    dataset = ClipDataset(scan_clips(train_dir, False, False, frames), frames, SIZE, SIZE)
+    dataset = ClipDataset(scan_clips(train_dir, False, False, frames), frames, size, size)
     batches = _batches(DataLoader(dataset, batch_size=1, shuffle=True, generator=torch.Generator().manual_seed(seed)))
 
     vae = pipe.vae
@@ -89,7 +90,7 @@ def pretrain(model_dir: Path, train_dir: Path, frames: int, vae_s: float, unet_s
     start, step = time.perf_counter(), 0
     while time.perf_counter() - start < vae_s:
         step += 1
-        video = next(batches)["frames"][0]  # (F, 3, H, W) in [-1, 1]
+        video = next(batches)["frames"][0].to(device)  # (F, 3, H, W) in [-1, 1]
         posterior = vae.encode(video).latent_dist
         reconstruction = vae.decode(posterior.sample(), num_frames=len(video)).sample
         loss = torch.nn.functional.mse_loss(reconstruction, video) + 1e-6 * posterior.kl().mean()
@@ -107,7 +108,8 @@ def pretrain(model_dir: Path, train_dir: Path, frames: int, vae_s: float, unet_s
     start, step = time.perf_counter(), 0
     while time.perf_counter() - start < unet_s:
         step += 1
-        latents, condition, embeddings, time_ids = conditioner(next(batches))
+        batch = {key: value.to(device) for key, value in next(batches).items()}
+        latents, condition, embeddings, time_ids = conditioner(batch)
         loss = edm_loss(unet, latents, condition, embeddings, time_ids, None, None, config.p_mean, config.p_std)
         optimizer.zero_grad()
         loss.backward()
@@ -119,18 +121,20 @@ def pretrain(model_dir: Path, train_dir: Path, frames: int, vae_s: float, unet_s
     return (time.perf_counter() - start) / step
 
 
-def cpsgd_train(adapter: str, model_dir: Path, train_dir: Path, out: Path, frames: int, steps: int, *extra: str) -> None:
+def cpsgd_train(
+    adapter: str, model_dir: Path, train_dir: Path, out: Path, frames: int, size: int, steps: int, *extra: str
+) -> None:
     command = [
         sys.executable, "-m", "cpsgd.cli", "train", "--adapter", adapter, "--data", str(train_dir),
-        "--model", str(model_dir), "-o", str(out), "--steps", str(steps), "--height", str(SIZE),
-        "--width", str(SIZE), "--frames", str(frames), "--cpu", "--lr", "1e-3", "--log-every", "25",
+        "--model", str(model_dir), "-o", str(out), "--steps", str(steps), "--height", str(size),
+        "--width", str(size), "--frames", str(frames), "--lr", "1e-3", "--log-every", "25",
         "--checkpoint-every", str(steps), *extra,
     ]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
 
 
-def evaluate(scenes: list, decoders: dict, bpp: float, frames: int) -> dict[str, dict[str, float]]:
+def evaluate(scenes: list, decoders: dict, bpp: float, frames: int, size: int) -> dict[str, dict[str, float]]:
     from cpsgd.bitstream.container import BitstreamReader
     from cpsgd.masks.metrics import region_similarity
     from cpsgd.masks.motion import MotionSegmenter
@@ -162,7 +166,7 @@ def evaluate(scenes: list, decoders: dict, bpp: float, frames: int) -> dict[str,
         for name, generator in decoders.items():
             video = gop.frames if name == "warp" else generator.generate(gop.conditions)
             score(name, video, clip.frames, sent_trajectory, sent_masks)
-        print(f"{scene.traj} seed {scene.seed}: {len(data)} bytes ({8 * len(data) / (frames * SIZE * SIZE):.4f} BPP)",
+        print(f"{scene.traj} seed {scene.seed}: {len(data)} bytes ({8 * len(data) / (frames * size * size):.4f} BPP)",
               flush=True)
     return {name: {k: float(np.mean(v)) for k, v in row.items()} for name, row in scores.items()}
 
@@ -171,6 +175,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="folder for clips, models and adapters")
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=64, help="square frame size (a multiple of 8)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--train-clips", type=int, default=24)
     parser.add_argument("--val-clips", type=int, default=4)
     parser.add_argument("--budget-s", type=float, default=1500,
@@ -189,18 +195,20 @@ def main() -> int:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     started = time.perf_counter()
     train_dir, val_dir, model_dir = args.work / "train", args.work / "val", args.work / "model"
-    make_clips(train_dir, args.train_clips, 0, args.frames)
-    val = make_clips(val_dir, args.val_clips, 10_000, args.frames)
+    make_clips(train_dir, args.train_clips, 0, args.frames, args.size)
+    val = make_clips(val_dir, args.val_clips, 10_000, args.frames, args.size)
     stage_s = args.budget_s / 4
-    seconds_per_step = pretrain(model_dir, train_dir, args.frames, stage_s, stage_s, args.seed)
+    seconds_per_step = pretrain(model_dir, train_dir, args.frames, args.size, stage_s, stage_s, args.seed, args.device)
     # An adapter step runs the frozen U-Net forward and backward, about a U-Net training step.
     adapter_steps = args.adapter_steps or max(5, int(stage_s / seconds_per_step))
     print(f"U-Net {seconds_per_step:.1f} s/step: {adapter_steps} steps per adapter stage", flush=True)
     camera, joint = args.work / "camera", args.work / "joint"
-    cpsgd_train("camera", model_dir, train_dir, camera, args.frames, adapter_steps)
-    cpsgd_train("joint", model_dir, train_dir, joint, args.frames, adapter_steps, "--init-adapters", str(camera))
+    device_flags = ["--cpu"] if args.device == "cpu" else []
+    cpsgd_train("camera", model_dir, train_dir, camera, args.frames, args.size, adapter_steps, *device_flags)
+    cpsgd_train("joint", model_dir, train_dir, joint, args.frames, args.size, adapter_steps, *device_flags,
+                "--init-adapters", str(camera))
 
-    decode = DiffusionConfig(num_inference_steps=args.decode_steps, device="cpu", dtype="fp32",
+    decode = DiffusionConfig(num_inference_steps=args.decode_steps, device=args.device, dtype="fp32",
                              min_guidance_scale=1.0, max_guidance_scale=1.0)
     decoders = {
         "svd, no adapters": DiffusionGenerator(model_dir, None, decode),
@@ -208,8 +216,8 @@ def main() -> int:
         "svd + camera + segmentation": DiffusionGenerator(model_dir, joint, decode),
         "warp": WarpGenerator(),
     }
-    table = evaluate(val, decoders, args.bpp, args.frames)
-    print(f"\n{args.val_clips} held-out clips, {args.frames} frames at {SIZE}x{SIZE}; "
+    table = evaluate(val, decoders, args.bpp, args.frames, args.size)
+    print(f"\n{args.val_clips} held-out clips, {args.frames} frames at {args.size}x{args.size}; "
           f"{time.perf_counter() - started:.0f} s in all")
     print("| decoder | rot_err_deg | mask_j | PSNR |")
     print("|---|---|---|---|")

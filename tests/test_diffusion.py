@@ -378,3 +378,29 @@ def test_generator_with_a_controlnet_adapter(svd_dir, tiny, controlnet_dir, tmp_
         DiffusionGenerator(svd_dir, tmp_path, FAST).load()
     with pytest.raises(InputError, match="does not exist"):
         DiffusionGenerator(svd_dir, tmp_path, FAST, tmp_path / "missing")
+
+
+def test_gpu_check_full_size_path_runs_tiny_on_the_cpu(capsys):
+    """benchmarks/gpu_check.py --full: the SVD-XT check's code, at the tiny configuration."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    gpu_check.full_size_check("cpu", ("fp32",), ((16, 24),), 3, 1, tiny=True)
+    out = capsys.readouterr().out
+    assert "tiny fp32: train step, 3 frames 16x24" in out and "tiny fp32: decode 3 frames 16x24, 1 steps" in out
+
+
+def test_svd_xt_configuration_is_the_published_one():
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    from cpsgd.generators.diffusion.adapters import temporal_blocks
+    from cpsgd.generators.diffusion.testing import SVD_XT_UNET
+
+    with torch.device("meta"):  # no memory: the architecture only
+        unet = UNetSpatioTemporalConditionModel(**SVD_XT_UNET)
+    assert 1.4e9 < sum(p.numel() for p in unet.parameters()) < 1.6e9
+    assert len(temporal_blocks(unet)) == 16 and unet.config.num_frames == 25

@@ -57,7 +57,12 @@ def build_tiny_svd(num_frames: int = 4, seed: int = 0) -> StableVideoDiffusionPi
                 patch_size=32,
             )
         )
-    # SVD's scheduler settings (EDM sigmas, v-prediction, continuous timesteps).
+    return _assemble(vae, image_encoder, unet)
+
+
+def _assemble(vae, image_encoder, unet) -> StableVideoDiffusionPipeline:
+    """A pipeline of these components with SVD's scheduler (EDM sigmas, v-prediction, continuous
+    timesteps) and image preprocessing."""
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -113,3 +118,35 @@ def save_tiny_controlnet(directory: str | Path, seed: int = 0) -> Path:
     directory = Path(directory)
     build_tiny_controlnet(seed).save_pretrained(directory, safe_serialization=True)
     return directory
+
+
+# The published SVD-XT configuration (stable-video-diffusion-img2vid-xt): U-Net (1.5 B parameters),
+# temporal VAE and the ViT-H/14 CLIP image encoder, for checks of memory and speed at full size
+# with random weights.
+SVD_XT_UNET = dict(
+    sample_size=96, in_channels=8, out_channels=4, num_frames=25,
+    down_block_types=("CrossAttnDownBlockSpatioTemporal",) * 3 + ("DownBlockSpatioTemporal",),
+    up_block_types=("UpBlockSpatioTemporal",) + ("CrossAttnUpBlockSpatioTemporal",) * 3,
+    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=1024,
+    num_attention_heads=(5, 10, 20, 20), addition_time_embed_dim=256, projection_class_embeddings_input_dim=768,
+    transformer_layers_per_block=1,
+)
+SVD_XT_VAE = dict(
+    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=768,
+    scaling_factor=0.18215, force_upcast=True,
+)
+SVD_XT_IMAGE_ENCODER = dict(
+    hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32, patch_size=14,
+    image_size=224, projection_dim=1024, hidden_act="gelu",
+)
+
+
+def build_random_svd_xt(device: str | torch.device = "cpu", seed: int = 0) -> StableVideoDiffusionPipeline:
+    """SVD-XT's architecture with random weights, built directly on ``device`` (fp32)."""
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        unet = UNetSpatioTemporalConditionModel(**SVD_XT_UNET)
+        vae = AutoencoderKLTemporalDecoder(**SVD_XT_VAE)
+        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**SVD_XT_IMAGE_ENCODER))
+    return _assemble(vae, image_encoder, unet)
