@@ -238,3 +238,15 @@ def test_train_prepare_samples_frames_at_the_camera_timestamps(tmp_path, capsys)
     assert main([*args, "--force", "--val-fraction", "0.99", "--segmenter", "motion"]) == 0
     assert sorted(p.name for p in (out / "val").iterdir()) == ["clipa", "clipb"]
     assert len(list((out / "val" / "clipa" / "masks").glob("*.png"))) == 4
+
+
+def test_validation_scores_held_out_clips_with_and_without_conditions(svd_dir, data_dir, tmp_path):
+    train(_config(svd_dir, data_dir, tmp_path, steps=2, val_dir=data_dir, val_every=1, val_windows=2))
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    scored = [entry for entry in log if "val_loss" in entry]
+    assert [entry["step"] for entry in scored] == [1, 2]
+    assert all(np.isfinite(entry["val_loss"]) for entry in scored)
+    # The same seeded noise each time: without conditions the frozen model scores the same.
+    assert scored[0]["val_loss_without_conditions"] == scored[1]["val_loss_without_conditions"]
+    # The trained camera adapter changes the prediction once its zero layers have moved.
+    assert scored[1]["val_loss"] != scored[1]["val_loss_without_conditions"]

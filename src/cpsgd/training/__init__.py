@@ -59,6 +59,10 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--num-workers", type=int, default=defaults.num_workers)
     parser.add_argument("--variant", default=None, help='weight variant of the SVD files, e.g. "fp16"')
+    parser.add_argument("--val-data", type=Path, help="held-out clips (e.g. `train prepare`'s val/), scored "
+                        "as the loss with and without the conditions")
+    parser.add_argument("--val-every", type=int, default=defaults.val_every)
+    parser.add_argument("--val-windows", type=int, default=defaults.val_windows)
     parser.set_defaults(handler=run_train)
     _add_prepare(parser.add_subparsers(dest="train_command", metavar="prepare"))
     return parser
@@ -126,6 +130,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         num_workers=args.num_workers,
         variant=args.variant,
+        val_dir=args.val_data,
+        val_every=args.val_every,
+        val_windows=args.val_windows,
     )
 
 

@@ -5,6 +5,12 @@ log-normal noise level sigma, the U-Net's v-style output turned into a denoised 
 c_skip = 1/(sigma^2+1), c_out = -sigma/sqrt(sigma^2+1), the input scaled by c_in = 1/sqrt(sigma^2+1),
 the timestep c_noise = log(sigma)/4, and the squared error weighted by (sigma^2+1)/sigma^2.
 Only the adapters learn; accelerate handles devices, mixed precision and checkpoint state.
+
+Validation (``val_dir``) is a proxy for pose- and mask-following that costs no sampling: the
+EDM loss on held-out windows with the adapters' conditions and without them, under the same
+noise. A gap (loss without conditions minus loss with them) above zero means the adapters use the
+poses and masks to predict the held-out video; generating videos and re-estimating their poses
+(``benchmarks/diffusion_toy.py``) is the direct measure, too slow to run during training.
 """
 
 from __future__ import annotations
@@ -95,6 +101,38 @@ class SvdConditioner:
             embeddings.to(self.dtype),
             time_ids.to(self.dtype),
         )
+
+
+@torch.no_grad()
+def validation_losses(
+    unet: torch.nn.Module, conditioner: SvdConditioner, batches: list[dict], config: TrainConfig
+) -> tuple[float, float]:
+    """Mean held-out EDM loss with and without the conditions; noise seeded per window, the same
+    at every evaluation."""
+    with_conditions, without = [], []
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    for index, batch in enumerate(batches):
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(config.seed + index)
+            latents, condition, embeddings, time_ids = conditioner(batch)
+            noise_seed = int(torch.randint(2**31, ()).item())
+            for conditioned, losses in ((True, with_conditions), (False, without)):
+                torch.manual_seed(noise_seed)
+                loss = edm_loss(
+                    unet, latents, condition, embeddings, time_ids,
+                    batch.get("plucker") if conditioned else None, batch.get("masks") if conditioned else None,
+                    config.p_mean, config.p_std,
+                )
+                losses.append(loss.item())
+    return sum(with_conditions) / len(batches), sum(without) / len(batches)
+
+
+def _validation_batches(config: TrainConfig, num_frames: int, camera: bool, masks: bool, device) -> list[dict]:
+    """Up to ``val_windows`` windows spread evenly over the held-out clips, batch size 1."""
+    clips = scan_clips(config.val_dir, camera, masks, (num_frames - 1) * config.frame_stride + 1)
+    dataset = ClipDataset(clips, num_frames, config.height, config.width, config.frame_stride)
+    picks = sorted({round(i * (len(dataset) - 1) / max(1, config.val_windows - 1)) for i in range(config.val_windows)})
+    return [{key: value[None].to(device) for key, value in dataset[i].items()} for i in picks]
 
 
 def _adapters(config: TrainConfig, unet: torch.nn.Module, scale: int, controlnet, report):
@@ -198,6 +236,10 @@ def train(config: TrainConfig) -> dict:
     controlled, optimizer, loader = accelerator.prepare(controlled, optimizer, loader)
     conditioner = SvdConditioner(pipe, config, weight_dtype)
 
+    validation = None
+    if config.val_dir is not None:
+        validation = _validation_batches(config, num_frames, camera is not None, segmentation is not None, accelerator.device)
+
     step = 0
     output_dir = Path(config.output_dir)
     if config.resume:
@@ -244,6 +286,16 @@ def train(config: TrainConfig) -> dict:
                 if accelerator.is_main_process:
                     with log_path.open("a") as log:
                         log.write(json.dumps({"step": step, "loss": last_loss}) + "\n")
+            if validation is not None and (step % config.val_every == 0 or step == config.steps):
+                val_loss, unconditioned = validation_losses(controlled, conditioner, validation, config)
+                accelerator.print(
+                    f"step {step} validation loss {val_loss:.5f}, without conditions {unconditioned:.5f} "
+                    f"(gap {unconditioned - val_loss:+.5f})"
+                )
+                if accelerator.is_main_process:
+                    with log_path.open("a") as log:
+                        entry = {"step": step, "val_loss": val_loss, "val_loss_without_conditions": unconditioned}
+                        log.write(json.dumps(entry) + "\n")
             if step % config.checkpoint_every == 0 or step == config.steps:
                 folder = output_dir / CHECKPOINTS / f"step-{step:08d}"
                 accelerator.save_state(str(folder))
