@@ -192,15 +192,21 @@ def test_camera_adapter_follows_poses(svd_dir, tiny, tmp_path):
     assert np.array_equal(left[0], right[0])
 
 
-def test_segmentation_adapter_steers_up_blocks(tiny):
-    torch.manual_seed(0)
-    unet = tiny.unet
-    segmentation = SegmentationAdapter.from_unet(unet, 2, norm_num_groups=8)
+def _unet_call_and_two_masks():
+    """The tiny U-Net's inputs (3 frames of 8x12 latents) and two mask sequences that differ."""
     sample = torch.randn(1, 3, 8, 8, 12)
     args = (sample, torch.tensor(0.5), torch.randn(1, 1, 32), torch.randn(1, 3))
     masks_a = -torch.ones(1, 3, 1, 16, 24)
     masks_b = masks_a.clone()
     masks_b[..., 4:12, 6:18] = 1.0
+    return args, masks_a, masks_b
+
+
+def test_segmentation_adapter_steers_up_blocks(tiny):
+    torch.manual_seed(0)
+    unet = tiny.unet
+    segmentation = SegmentationAdapter.from_unet(unet, 2, norm_num_groups=8)
+    args, masks_a, masks_b = _unet_call_and_two_masks()
     with torch.no_grad():
         plain = unet(*args, return_dict=False)[0]
         controlled = ControlledUNet(unet, segmentation=segmentation)
@@ -333,11 +339,7 @@ def test_controlnet_adapter_steers_up_blocks_and_trains(tiny, controlnet_dir):
     adapter = ControlNetAdapter.from_models(tiny.unet, controlnet, 2, norm_num_groups=8)
     # The tiny U-Net's up blocks enter at levels 1 (the ControlNet's deepest: its mid block) and 0.
     assert list(adapter.config.source_indices) == [-1, 1]
-    sample = torch.randn(1, 3, 8, 8, 12)
-    args = (sample, torch.tensor(0.5), torch.randn(1, 1, 32), torch.randn(1, 3))
-    masks_a = -torch.ones(1, 3, 1, 16, 24)
-    masks_b = masks_a.clone()
-    masks_b[..., 4:12, 6:18] = 1.0
+    args, masks_a, masks_b = _unet_call_and_two_masks()
     with torch.no_grad():
         plain = tiny.unet(*args, return_dict=False)[0]
     controlled = ControlledUNet(tiny.unet, segmentation=adapter, controlnet=controlnet)
