@@ -131,7 +131,8 @@ def cpsgd_train(
         "--checkpoint-every", str(steps), *extra,
     ]
     print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": source})
 
 
 def evaluate(scenes: list, decoders: dict, bpp: float, frames: int, size: int) -> dict[str, dict[str, float]]:

@@ -206,7 +206,8 @@ def full_size_check(
         unet.disable_gradient_checkpointing()
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            _timed(torch, f"{label} {name}: save model", lambda: pipe.save_pretrained(tmp / "svd", safe_serialization=True))
+            save = lambda: pipe.save_pretrained(tmp / "svd", safe_serialization=True)  # noqa: E731
+            _timed(torch, f"{label} {name}: save model", save)
             camera.save_pretrained(tmp / "adapters" / CAMERA_SUBFOLDER)
             segmentation.save_pretrained(tmp / "adapters" / SEGMENTATION_SUBFOLDER)
             del pipe, unet, controlled, optimizer

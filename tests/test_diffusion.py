@@ -363,7 +363,8 @@ def test_generator_with_a_controlnet_adapter(svd_dir, tiny, controlnet_dir, tmp_
     from cpsgd.generators.diffusion.adapters import ControlNetAdapter
 
     torch.manual_seed(0)
-    adapter = ControlNetAdapter.from_models(tiny.unet, ControlNetModel.from_pretrained(controlnet_dir), 2, norm_num_groups=8)
+    controlnet = ControlNetModel.from_pretrained(controlnet_dir)
+    adapter = ControlNetAdapter.from_models(tiny.unet, controlnet, 2, norm_num_groups=8)
     with torch.no_grad():
         for block in adapter.blocks:
             block.out.weight.normal_(0.0, 0.5)

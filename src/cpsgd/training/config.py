@@ -60,7 +60,9 @@ class TrainConfig:
             < 1
             or min(self.val_every, self.val_windows) < 1
         ):
-            raise InputError("steps, batch size, accumulation, checkpoint, log and validation settings must be positive")
+            raise InputError(
+                "steps, batch size, accumulation, checkpoint, log and validation settings must be positive"
+            )
         if self.height % 8 or self.width % 8 or self.height < 8 or self.width < 8:
             raise InputError("training height and width must be positive multiples of 8")
         if self.num_frames is not None and self.num_frames < 2:

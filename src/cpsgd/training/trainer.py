@@ -149,7 +149,9 @@ def _adapters(config: TrainConfig, unet: torch.nn.Module, scale: int, controlnet
             adapters[name] = None
         elif config.init_adapters is not None and (config.init_adapters / sub).is_dir():
             if sub == SEGMENTATION_SUBFOLDER and segmentation_adapter_class(config.init_adapters / sub) is not cls:
-                raise InputError(f"{config.init_adapters / sub} holds another kind of segmentation adapter than {cls.__name__}")
+                raise InputError(
+                    f"{config.init_adapters / sub} holds another kind of segmentation adapter than {cls.__name__}"
+                )
             adapters[name] = load_adapter(cls, config.init_adapters / sub, unet, scale, controlnet=controlnet)
             report(f"{name} adapter: starting from {config.init_adapters / sub}")
         else:
@@ -238,7 +240,9 @@ def train(config: TrainConfig) -> dict:
 
     validation = None
     if config.val_dir is not None:
-        validation = _validation_batches(config, num_frames, camera is not None, segmentation is not None, accelerator.device)
+        validation = _validation_batches(
+            config, num_frames, camera is not None, segmentation is not None, accelerator.device
+        )
 
     step = 0
     output_dir = Path(config.output_dir)

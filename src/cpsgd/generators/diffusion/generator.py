@@ -120,7 +120,8 @@ class DiffusionGenerator(Generator):
         self.adapters_dir = None if adapters_dir is None else Path(adapters_dir)
         self.controlnet_dir = None if controlnet_dir is None else Path(controlnet_dir)
         self.config = config or DiffusionConfig()
-        for name, folder in (("model", self.model_dir), ("adapters", self.adapters_dir), ("ControlNet", self.controlnet_dir)):
+        folders = (("model", self.model_dir), ("adapters", self.adapters_dir), ("ControlNet", self.controlnet_dir))
+        for name, folder in folders:
             if folder is not None and not folder.is_dir():
                 raise InputError(f"{name} directory {folder} does not exist")
         self._pipe = None

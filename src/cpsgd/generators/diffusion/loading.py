@@ -111,7 +111,9 @@ def adapter_config_for(cls: type, unet: torch.nn.Module, scale: int, controlnet:
     if cls is not ControlNetAdapter:
         return cls.config_for_unet(unet, scale)
     if controlnet is None:
-        raise InputError("this segmentation adapter projects a ControlNet's features: give its folder (--controlnet DIR)")
+        raise InputError(
+            "this segmentation adapter projects a ControlNet's features: give its folder (--controlnet DIR)"
+        )
     try:
         return ControlNetAdapter.config_for_models(unet, controlnet, scale)
     except ValueError as exc:
