@@ -1,6 +1,8 @@
-"""GPU smoke check of the diffusion generator: tiny random SVD + adapters, inference and training.
+"""GPU checks of the diffusion generator: a smoke check, SVD-XT at full size, the toy at a larger size.
 
     python benchmarks/gpu_check.py [--dtype fp16|bf16|fp32]
+    python benchmarks/gpu_check.py --full [--toy-size 128 --toy-budget-s 300]
+    python benchmarks/gpu_check.py --full --tiny --cpu-dry-run     (the same code, tiny, on the CPU)
 
 Builds a tiny randomly initialised SVD directory and adapters (the sizes of the CPU tests), then on
 the first CUDA device: (1) decodes a 12-frame GoP at 64x96 in two overlapping chunks with both
@@ -9,6 +11,14 @@ three joint training steps (both adapters, mixed precision) and checks that the 
 layers moved. Prints wall time and peak GPU memory of each part. Exit status: 0 pass, 1 failure,
 2 no CUDA device. `--cpu-dry-run` runs the same check on the CPU. The models are random: this
 proves the GPU code path, not picture quality or full-size speed.
+
+`--full` then measures SVD-XT's real configuration (1.5 B-parameter U-Net, temporal VAE, ViT-H
+image encoder) with random weights and both adapters, for fp16 and bf16, at 25 frames of 320x512
+and 512x512: one joint adapter training step (frozen U-Net with gradient checkpointing, adapters
+in fp32 under autocast) and one decode through `DiffusionGenerator` from a saved model folder
+(``--decode-steps`` denoising steps; a 25-step decode takes about 25/steps times as long), each
+with wall time and peak GPU memory. Then it runs `benchmarks/diffusion_toy.py` at ``--toy-size``.
+`--tiny` swaps in the tiny test model (and small sizes) so the whole path runs on a CPU.
 """
 
 from __future__ import annotations
@@ -135,10 +145,119 @@ def run(dtype: str, device: str) -> None:
         print(f"training loss {result['loss']:.4f}")
 
 
+def full_size_check(
+    device: str, dtypes: tuple[str, ...], sizes: tuple[tuple[int, int], ...], frames: int, decode_steps: int, tiny: bool
+) -> None:
+    """One training step and one decode per dtype and size, at SVD-XT's configuration (or tiny)."""
+    import numpy as np
+    import torch
+
+    from cpsgd.generators.base import GopConditions
+    from cpsgd.generators.diffusion import DiffusionConfig, DiffusionGenerator
+    from cpsgd.generators.diffusion.adapters import (
+        CAMERA_SUBFOLDER,
+        SEGMENTATION_SUBFOLDER,
+        CameraAdapter,
+        SegmentationAdapter,
+    )
+    from cpsgd.generators.diffusion.control import ControlledUNet
+    from cpsgd.generators.diffusion.loading import DTYPES
+    from cpsgd.generators.diffusion.testing import build_random_svd_xt, build_tiny_svd
+    from cpsgd.poses.trajectory import Intrinsics, Trajectory
+    from cpsgd.training.trainer import edm_loss
+
+    label = "tiny" if tiny else "SVD-XT"
+    groups = 8 if tiny else 32
+    for name in dtypes:
+        dtype = DTYPES[name]
+        pipe = build_tiny_svd(num_frames=frames) if tiny else build_random_svd_xt(device)
+        parameters = sum(p.numel() for p in pipe.unet.parameters())
+        print(f"{label} U-Net: {parameters / 1e9:.3f} B parameters, {name}")
+        scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        unet = pipe.unet.to(device, dtype).requires_grad_(False)
+        camera = CameraAdapter.from_unet(unet, scale, norm_num_groups=groups).to(device)
+        segmentation = SegmentationAdapter.from_unet(unet, scale, norm_num_groups=groups).to(device)
+        trainable = [*camera.parameters(), *segmentation.parameters()]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-5)
+        unet.enable_gradient_checkpointing()
+        controlled = ControlledUNet(unet, camera, segmentation)
+        for height, width in sizes:
+            h, w = height // scale, width // scale
+            shape = (1, frames)
+
+            def step() -> float:
+                latents = torch.randn(*shape, 4, h, w, device=device)
+                condition = torch.randn(*shape, 4, h, w, device=device, dtype=dtype)
+                embeddings = torch.randn(1, 1, unet.config.cross_attention_dim, device=device, dtype=dtype)
+                time_ids = torch.tensor([[6.0, 127.0, 0.02]], device=device, dtype=dtype)
+                plucker = torch.randn(*shape, 6, height, width, device=device)
+                masks = torch.ones(*shape, 1, height, width, device=device)
+                with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32):
+                    loss = edm_loss(controlled, latents, condition, embeddings, time_ids, plucker, masks, 0.7, 1.6)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                return loss.item()
+
+            loss = _timed(torch, f"{label} {name}: train step, {frames} frames {height}x{width}", step)
+            if not np.isfinite(loss):
+                raise AssertionError(f"non-finite training loss at {height}x{width} {name}")
+        controlled.remove()
+        unet.disable_gradient_checkpointing()
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            save = lambda: pipe.save_pretrained(tmp / "svd", safe_serialization=True)  # noqa: E731
+            _timed(torch, f"{label} {name}: save model", save)
+            camera.save_pretrained(tmp / "adapters" / CAMERA_SUBFOLDER)
+            segmentation.save_pretrained(tmp / "adapters" / SEGMENTATION_SUBFOLDER)
+            del pipe, unet, controlled, optimizer
+            if device == "cuda":
+                torch.cuda.empty_cache()
+            config = DiffusionConfig(dtype=name, device=device, num_inference_steps=decode_steps, decode_chunk_size=8)
+            generator = DiffusionGenerator(tmp / "svd", tmp / "adapters", config)
+            _timed(torch, f"{label} {name}: load", generator.load)
+            for height, width in sizes:
+                c2w = np.tile(np.eye(4), (frames, 1, 1))
+                c2w[:, 0, 3] = np.linspace(0.0, 0.5, frames)
+                masks = np.zeros((frames, height, width), np.uint8)
+                masks[:, height // 4 : height // 2, width // 4 : width // 2] = 1
+                intra = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
+                trajectory = Trajectory(Intrinsics(0.7, 1.1), np.linalg.inv(c2w))
+                conditions = GopConditions(frames, height, width, intra, trajectory, masks)
+                out = _timed(
+                    torch,
+                    f"{label} {name}: decode {frames} frames {height}x{width}, {decode_steps} steps",
+                    lambda: generator.generate(conditions),  # noqa: B023 (called at once)
+                )
+                if out.shape != (frames, height, width, 3):
+                    raise AssertionError(f"decode returned {out.shape}")
+            del generator
+            if device == "cuda":
+                torch.cuda.empty_cache()
+
+
+def toy_check(size: int, budget_s: float, device: str) -> None:
+    """The toy proof at a larger size on the device (its own table is printed)."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable, str(Path(__file__).with_name("diffusion_toy.py")), "--work", tmp, "--size", str(size),
+            "--budget-s", str(budget_s), "--device", device,
+        ]
+        print("$", " ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"])
     parser.add_argument("--cpu-dry-run", action="store_true", help="run the same check on the CPU (fp32)")
+    parser.add_argument("--full", action="store_true", help="also SVD-XT at full size, then the toy at --toy-size")
+    parser.add_argument("--tiny", action="store_true", help="--full with the tiny model and sizes (a dry run)")
+    parser.add_argument("--decode-steps", type=int, default=4, help="denoising steps of the full-size decodes")
+    parser.add_argument("--toy-size", type=int, default=128)
+    parser.add_argument("--toy-budget-s", type=float, default=300)
     args = parser.parse_args()
     try:
         import torch
@@ -148,8 +267,14 @@ def main() -> int:
     if not torch.cuda.is_available() and not args.cpu_dry_run:
         print("gpu_check: no CUDA device available; nothing was run")
         return 2
+    device = "cpu" if args.cpu_dry_run else "cuda"
     try:
         run("fp32", "cpu") if args.cpu_dry_run else run(args.dtype, "cuda")
+        if args.full:
+            dtypes = ("fp32",) if args.cpu_dry_run else ("fp16", "bf16")
+            sizes = ((16, 24), (24, 24)) if args.tiny else ((320, 512), (512, 512))
+            full_size_check(device, dtypes, sizes, 3 if args.tiny else 25, args.decode_steps, args.tiny)
+            toy_check(32 if args.tiny else args.toy_size, 30 if args.tiny else args.toy_budget_s, device)
     except Exception:  # report any failure as the check's result
         traceback.print_exc()
         print("gpu_check: FAILED")

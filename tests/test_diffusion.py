@@ -192,15 +192,21 @@ def test_camera_adapter_follows_poses(svd_dir, tiny, tmp_path):
     assert np.array_equal(left[0], right[0])
 
 
-def test_segmentation_adapter_steers_up_blocks(tiny):
-    torch.manual_seed(0)
-    unet = tiny.unet
-    segmentation = SegmentationAdapter.from_unet(unet, 2, norm_num_groups=8)
+def _unet_call_and_two_masks():
+    """The tiny U-Net's inputs (3 frames of 8x12 latents) and two mask sequences that differ."""
     sample = torch.randn(1, 3, 8, 8, 12)
     args = (sample, torch.tensor(0.5), torch.randn(1, 1, 32), torch.randn(1, 3))
     masks_a = -torch.ones(1, 3, 1, 16, 24)
     masks_b = masks_a.clone()
     masks_b[..., 4:12, 6:18] = 1.0
+    return args, masks_a, masks_b
+
+
+def test_segmentation_adapter_steers_up_blocks(tiny):
+    torch.manual_seed(0)
+    unet = tiny.unet
+    segmentation = SegmentationAdapter.from_unet(unet, 2, norm_num_groups=8)
+    args, masks_a, masks_b = _unet_call_and_two_masks()
     with torch.no_grad():
         plain = unet(*args, return_dict=False)[0]
         controlled = ControlledUNet(unet, segmentation=segmentation)
@@ -304,3 +310,100 @@ def test_bench_with_the_diffusion_generator(svd_dir, tmp_path, capsys):
     rows = [json.loads(line) for line in (report / "results.jsonl").read_text().splitlines()]
     assert [(row["codec"], row["settings"]["generator"]) for row in rows] == [("cpsgd", "diffusion")]
     assert rows[0]["settings"]["config"]["generator"] == "diffusion"  # the stream is made for it too
+
+
+def test_sd_timesteps_match_the_noise_level():
+    from cpsgd.generators.diffusion.adapters import sd_timesteps
+
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    abar = torch.cumprod(1 - betas, 0)
+    sigmas = ((1 - abar) / abar).sqrt()
+    picks = torch.tensor([0, 250, 500, 999])
+    assert torch.equal(sd_timesteps(0.25 * sigmas[picks].log()), picks)
+
+
+@pytest.fixture(scope="module")
+def controlnet_dir(tmp_path_factory):
+    from cpsgd.generators.diffusion.testing import save_tiny_controlnet
+
+    return save_tiny_controlnet(tmp_path_factory.mktemp("controlnet"))
+
+
+def test_controlnet_adapter_steers_up_blocks_and_trains(tiny, controlnet_dir):
+    from diffusers import ControlNetModel
+
+    from cpsgd.generators.diffusion.adapters import ControlNetAdapter
+
+    torch.manual_seed(0)
+    controlnet = ControlNetModel.from_pretrained(controlnet_dir).requires_grad_(False)
+    adapter = ControlNetAdapter.from_models(tiny.unet, controlnet, 2, norm_num_groups=8)
+    # The tiny U-Net's up blocks enter at levels 1 (the ControlNet's deepest: its mid block) and 0.
+    assert list(adapter.config.source_indices) == [-1, 1]
+    args, masks_a, masks_b = _unet_call_and_two_masks()
+    with torch.no_grad():
+        plain = tiny.unet(*args, return_dict=False)[0]
+    controlled = ControlledUNet(tiny.unet, segmentation=adapter, controlnet=controlnet)
+    with torch.no_grad():
+        assert torch.equal(controlled(*args, masks=masks_b), plain)  # zero-initialised: no effect
+        for block in adapter.blocks:
+            block.out.weight.normal_(0.0, 0.2)
+        out_a, out_b = controlled(*args, masks=masks_a), controlled(*args, masks=masks_b)
+    assert not torch.allclose(out_a, out_b)
+    controlled(*args, masks=masks_b).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in adapter.blocks[0].project.parameters())
+    assert all(p.grad is None for p in controlnet.parameters())  # the ControlNet stays frozen
+    controlled.remove()
+    with pytest.raises(ValueError, match="needs its ControlNet"):
+        ControlledUNet(tiny.unet, segmentation=adapter)
+
+
+def test_generator_with_a_controlnet_adapter(svd_dir, tiny, controlnet_dir, tmp_path):
+    from diffusers import ControlNetModel
+
+    from cpsgd.generators.diffusion.adapters import ControlNetAdapter
+
+    torch.manual_seed(0)
+    controlnet = ControlNetModel.from_pretrained(controlnet_dir)
+    adapter = ControlNetAdapter.from_models(tiny.unet, controlnet, 2, norm_num_groups=8)
+    with torch.no_grad():
+        for block in adapter.blocks:
+            block.out.weight.normal_(0.0, 0.5)
+    adapter.save_pretrained(tmp_path / SEGMENTATION_SUBFOLDER)
+    generator = DiffusionGenerator(svd_dir, tmp_path, FAST, controlnet_dir)
+    intra = _intra(16, 24)
+    still = np.zeros((3, 16, 24), np.uint8)
+    moving = still.copy()
+    moving[:, 4:12, 2:10] = 1
+    a = generator.generate(GopConditions(3, 16, 24, intra, masks=still))
+    b = generator.generate(GopConditions(3, 16, 24, intra, masks=moving))
+    assert not np.array_equal(a[1:], b[1:]) and np.array_equal(a[0], b[0])
+    with pytest.raises(InputError, match="--controlnet"):
+        DiffusionGenerator(svd_dir, tmp_path, FAST).load()
+    with pytest.raises(InputError, match="does not exist"):
+        DiffusionGenerator(svd_dir, tmp_path, FAST, tmp_path / "missing")
+
+
+def test_gpu_check_full_size_path_runs_tiny_on_the_cpu(capsys):
+    """benchmarks/gpu_check.py --full: the SVD-XT check's code, at the tiny configuration."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    gpu_check.full_size_check("cpu", ("fp32",), ((16, 24),), 3, 1, tiny=True)
+    out = capsys.readouterr().out
+    assert "tiny fp32: train step, 3 frames 16x24" in out and "tiny fp32: decode 3 frames 16x24, 1 steps" in out
+
+
+def test_svd_xt_configuration_is_the_published_one():
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    from cpsgd.generators.diffusion.adapters import temporal_blocks
+    from cpsgd.generators.diffusion.testing import SVD_XT_UNET
+
+    with torch.device("meta"):  # no memory: the architecture only
+        unet = UNetSpatioTemporalConditionModel(**SVD_XT_UNET)
+    assert 1.4e9 < sum(p.numel() for p in unet.parameters()) < 1.6e9
+    assert len(temporal_blocks(unet)) == 16 and unet.config.num_frames == 25

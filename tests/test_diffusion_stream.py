@@ -98,3 +98,21 @@ def test_decode_defaults_to_the_streams_generator(tmp_path, capsys):
     assert len(diffused) == len(held) == N
     assert np.array_equal(diffused[0], held[0])  # both start from the sent frame 0
     assert not np.array_equal(diffused[-1], held[-1])  # the random SVD made the rest
+    # With a segmentation adapter over a (tiny random) pretrained ControlNet, given by path.
+    import torch
+    from diffusers import ControlNetModel
+
+    from cpsgd.generators.diffusion.adapters import SEGMENTATION_SUBFOLDER, ControlNetAdapter
+    from cpsgd.generators.diffusion.loading import load_svd_pipeline
+    from cpsgd.generators.diffusion.testing import save_tiny_controlnet
+
+    controlnet = save_tiny_controlnet(tmp_path / "controlnet")
+    unet = load_svd_pipeline(svd, torch.float32, torch.device("cpu")).unet
+    ControlNetAdapter.from_models(unet, ControlNetModel.from_pretrained(controlnet), 2).save_pretrained(
+        tmp_path / "adapters" / SEGMENTATION_SUBFOLDER
+    )
+    assert main(["decode", str(stream), "-o", str(tmp_path / "c"), "-q", "--model", str(svd), "--steps", "1",
+                 "--adapters", str(tmp_path / "adapters"), "--controlnet", str(controlnet)]) == 0
+    steered = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "c").glob("*.png"))]
+    # The adapter's output layers start at zero: the same frames as plain SVD.
+    assert all(np.array_equal(a, b) for a, b in zip(steered, diffused, strict=True))

@@ -168,3 +168,85 @@ def test_train_command_line(svd_dir, data_dir, tmp_path):
         train(_config(svd_dir, data_dir, tmp_path, resume=True))
     with pytest.raises(InputError, match="--adapter"):
         _config(svd_dir, data_dir, tmp_path, adapter="both")
+
+
+def test_controlnet_segmentation_adapter_trains(svd_dir, data_dir, tmp_path):
+    from cpsgd.generators.diffusion.adapters import ControlNetAdapter
+    from cpsgd.generators.diffusion.testing import save_tiny_controlnet
+
+    controlnet = save_tiny_controlnet(tmp_path / "controlnet")
+    config = _config(svd_dir, data_dir, tmp_path / "out", adapter="segmentation", steps=1, controlnet_dir=controlnet)
+    assert train(config)["step"] == 1
+    saved = json.loads((tmp_path / "out" / SEGMENTATION_SUBFOLDER / "config.json").read_text())
+    assert saved["_class_name"] == "ControlNetAdapter"  # only the adapter blocks, not the ControlNet
+    adapter = ControlNetAdapter.from_pretrained(tmp_path / "out" / SEGMENTATION_SUBFOLDER)
+    assert all(block.out.weight.abs().sum() > 0 for block in adapter.blocks)  # the zero layers moved
+    # A from-scratch segmentation adapter cannot seed a ControlNet one.
+    _reset_accelerate()
+    train(_config(svd_dir, data_dir, tmp_path / "plain", adapter="segmentation", steps=1))
+    _reset_accelerate()
+    with pytest.raises(InputError, match="another kind of segmentation adapter"):
+        train(_config(svd_dir, data_dir, tmp_path / "x", adapter="joint", steps=1, controlnet_dir=controlnet,
+                      init_adapters=tmp_path / "plain"))
+
+
+def _write_video(path, count: int, fps: int) -> None:
+    """Frame i is flat grey 10 * i, losslessly coded (FFV1), frame i shown at i / fps seconds."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv444p"
+        for i in range(count):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 10 * i, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_train_prepare_samples_frames_at_the_camera_timestamps(tmp_path, capsys):
+    from cpsgd.cli import main
+    from cpsgd.poses.re10k import read_re10k
+
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "cameras").mkdir()
+    _write_video(tmp_path / "videos" / "QShWPZxTDoE.mkv", 20, 10)
+    _write_video(tmp_path / "videos" / "clipb.mkv", 20, 10)
+    c2w = np.tile(np.eye(4), (5, 1, 1))
+    c2w[:, 0, 3] = np.arange(5)
+    trajectory = Trajectory(Intrinsics(0.6, 0.9), np.linalg.inv(c2w))
+    # Out of order, one between frames 2 and 3 (nearer 3), one past the end of the 2 s video.
+    stamps = np.array([0, 500_000, 290_000, 1_900_000, 5_000_000])
+    write_re10k(tmp_path / "cameras" / "clipa.txt", trajectory, header="https://www.youtube.com/watch?v=QShWPZxTDoE",
+                timestamps_us=stamps)
+    write_re10k(tmp_path / "cameras" / "clipb.txt", Trajectory(trajectory.intrinsics, trajectory.world_to_camera[:2]),
+                header="https://www.youtube.com/watch?v=missing", timestamps_us=stamps[:2])
+    write_re10k(tmp_path / "cameras" / "nothing.txt", trajectory, header="https://example.com")
+    out = tmp_path / "data"
+    args = ["train", "prepare", "--cameras", str(tmp_path / "cameras"), "--videos", str(tmp_path / "videos"),
+            "-o", str(out), "--val-fraction", "0"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "nothing.txt: no video" in printed and "1 camera lines lay past the end" in printed
+    clip = out / "train" / "clipa"
+    greys = [int(cv2.imread(str(p))[0, 0, 0]) for p in sorted((clip / "frames").glob("*.png"))]
+    assert greys == [0, 30, 50, 190]  # frames 0, 3, 5, 19: by time, in time order
+    poses, kept = read_re10k(clip / "poses.txt")
+    assert kept.tolist() == [0, 290_000, 500_000, 1_900_000]
+    np.testing.assert_allclose(poses.world_to_camera, trajectory.world_to_camera[[0, 2, 1, 3]])
+    assert len(scan_clips(out / "train", need_poses=True, need_masks=False, min_frames=2)) == 2
+    assert main(args) == 2  # the output is not empty: nothing is overwritten without --force
+    assert main([*args, "--force", "--val-fraction", "0.99", "--segmenter", "motion"]) == 0
+    assert sorted(p.name for p in (out / "val").iterdir()) == ["clipa", "clipb"]
+    assert len(list((out / "val" / "clipa" / "masks").glob("*.png"))) == 4
+
+
+def test_validation_scores_held_out_clips_with_and_without_conditions(svd_dir, data_dir, tmp_path):
+    train(_config(svd_dir, data_dir, tmp_path, steps=2, val_dir=data_dir, val_every=1, val_windows=2))
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    scored = [entry for entry in log if "val_loss" in entry]
+    assert [entry["step"] for entry in scored] == [1, 2]
+    assert all(np.isfinite(entry["val_loss"]) for entry in scored)
+    # The same seeded noise each time: without conditions the frozen model scores the same.
+    assert scored[0]["val_loss_without_conditions"] == scored[1]["val_loss_without_conditions"]
+    # The trained camera adapter changes the prediction once its zero layers have moved.
+    assert scored[1]["val_loss"] != scored[1]["val_loss_without_conditions"]

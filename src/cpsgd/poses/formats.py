@@ -1,6 +1,7 @@
 """Trajectory files other tools write: COLMAP models, text (cameras.txt + images.txt) or binary
-(cameras.bin + images.bin, e.g. FlowMap's export), TUM RGB-D (``timestamp tx ty tz qx qy qz qw``, camera-to-world), and RealEstate10K
-(:mod:`cpsgd.poses.re10k`); ``load_poses`` / ``save_poses`` pick the format for a path."""
+(cameras.bin + images.bin, e.g. FlowMap's export), TUM RGB-D (``timestamp tx ty tz qx qy qz qw``,
+camera-to-world), and RealEstate10K (:mod:`cpsgd.poses.re10k`); ``load_poses`` / ``save_poses``
+pick the format for a path."""
 
 from __future__ import annotations
 

@@ -39,12 +39,17 @@ def read_re10k(path: str | Path) -> tuple[Trajectory, np.ndarray]:
 
 
 def write_re10k(
-    path: str | Path, trajectory: Trajectory, fps: float = 25.0, header: str = "cpsgd"
+    path: str | Path,
+    trajectory: Trajectory,
+    fps: float = 25.0,
+    header: str = "cpsgd",
+    timestamps_us: np.ndarray | None = None,
 ) -> None:
+    """``timestamps_us``: each pose's time (default: frame i at i / fps)."""
     k = trajectory.intrinsics
     lines = [header]
     for i, pose in enumerate(trajectory.world_to_camera):
-        stamp = int(round(i * 1e6 / fps))
+        stamp = int(round(i * 1e6 / fps)) if timestamps_us is None else int(timestamps_us[i])
         numbers = " ".join(f"{v:.9g}" for v in pose[:3, :4].ravel())
         lines.append(f"{stamp} {k.fx:.9g} {k.fy:.9g} {k.cx:.9g} {k.cy:.9g} 0 0 {numbers}")
     Path(path).write_text("\n".join(lines) + "\n")

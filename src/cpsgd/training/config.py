@@ -20,6 +20,7 @@ class TrainConfig:
     model_dir: Path
     output_dir: Path
     init_adapters: Path | None = None
+    controlnet_dir: Path | None = None  # segmentation from this pretrained image ControlNet (Ctrl-Adapter)
     steps: int = 40_000
     learning_rate: float = 1e-4
     batch_size: int = 1
@@ -43,6 +44,9 @@ class TrainConfig:
     fps: int = 7
     motion_bucket_id: int = 127
     variant: str | None = None
+    val_dir: Path | None = None  # held-out clips, scored every val_every steps
+    val_every: int = 500
+    val_windows: int = 8
 
     def __post_init__(self) -> None:
         if self.adapter not in ADAPTER_CHOICES:
@@ -54,8 +58,11 @@ class TrainConfig:
                 self.steps, self.batch_size, self.gradient_accumulation, self.checkpoint_every, self.log_every
             )
             < 1
+            or min(self.val_every, self.val_windows) < 1
         ):
-            raise InputError("steps, batch size, accumulation, checkpoint and log intervals must be positive")
+            raise InputError(
+                "steps, batch size, accumulation, checkpoint, log and validation settings must be positive"
+            )
         if self.height % 8 or self.width % 8 or self.height < 8 or self.width < 8:
             raise InputError("training height and width must be positive multiples of 8")
         if self.num_frames is not None and self.num_frames < 2:

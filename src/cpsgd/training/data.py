@@ -2,7 +2,8 @@
 
 Layout of ``--data DIR`` (DIR itself may also be one clip)::
 
-    DIR/<clip>/000000.png ...        frames in name order (PNG or JPEG)
+    DIR/<clip>/000000.png ...        frames in name order (PNG or JPEG), or in DIR/<clip>/frames/
+                                     (the layout `cpsgd synth` and `cpsgd train prepare` write)
     DIR/<clip>/poses.txt             RealEstate10K camera file, one pose per frame
     DIR/<clip>/masks/000000.png ...  label masks (0 = background), one per frame
 
@@ -29,10 +30,16 @@ from cpsgd.poses.trajectory import Trajectory
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 POSE_FILE = "poses.txt"
 MASK_FOLDER = "masks"
+FRAME_FOLDER = "frames"
 
 
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _clip_frames(folder: Path) -> list[Path]:
+    """A clip's frames: the images in the folder, else in its frames/ subfolder."""
+    return _images(folder) or (_images(folder / FRAME_FOLDER) if (folder / FRAME_FOLDER).is_dir() else [])
 
 
 @dataclass
@@ -48,10 +55,10 @@ def scan_clips(root: str | Path, need_poses: bool, need_masks: bool, min_frames:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"training data folder {root} does not exist")
-    folders = [root] if _images(root) else sorted(p for p in root.iterdir() if p.is_dir() and _images(p))
+    folders = [root] if _clip_frames(root) else sorted(p for p in root.iterdir() if p.is_dir() and _clip_frames(p))
     clips = []
     for folder in folders:
-        frames = _images(folder)
+        frames = _clip_frames(folder)
         trajectory = masks = None
         if need_poses:
             if not (folder / POSE_FILE).is_file():

@@ -5,6 +5,12 @@ log-normal noise level sigma, the U-Net's v-style output turned into a denoised 
 c_skip = 1/(sigma^2+1), c_out = -sigma/sqrt(sigma^2+1), the input scaled by c_in = 1/sqrt(sigma^2+1),
 the timestep c_noise = log(sigma)/4, and the squared error weighted by (sigma^2+1)/sigma^2.
 Only the adapters learn; accelerate handles devices, mixed precision and checkpoint state.
+
+Validation (``val_dir``) is a proxy for pose- and mask-following that costs no sampling: the
+EDM loss on held-out windows with the adapters' conditions and without them, under the same
+noise. A gap (loss without conditions minus loss with them) above zero means the adapters use the
+poses and masks to predict the held-out video; generating videos and re-estimating their poses
+(``benchmarks/diffusion_toy.py``) is the direct measure, too slow to run during training.
 """
 
 from __future__ import annotations
@@ -24,10 +30,18 @@ from cpsgd.generators.diffusion.adapters import (
     CAMERA_SUBFOLDER,
     SEGMENTATION_SUBFOLDER,
     CameraAdapter,
+    ControlNetAdapter,
     SegmentationAdapter,
 )
 from cpsgd.generators.diffusion.control import ControlledUNet
-from cpsgd.generators.diffusion.loading import load_adapter, load_svd_pipeline, vae_scale_factor
+from cpsgd.generators.diffusion.loading import (
+    adapter_config_for,
+    load_adapter,
+    load_controlnet,
+    load_svd_pipeline,
+    segmentation_adapter_class,
+    vae_scale_factor,
+)
 from cpsgd.training.config import TrainConfig
 from cpsgd.training.data import ClipDataset, scan_clips
 
@@ -58,7 +72,7 @@ def edm_loss(
     return (weight * (denoised - latents) ** 2).mean()
 
 
-class _Conditioner:
+class SvdConditioner:
     """Frozen SVD parts that turn a batch into U-Net inputs, as StableVideoDiffusionPipeline does."""
 
     def __init__(self, pipe, config: TrainConfig, dtype: torch.dtype) -> None:
@@ -89,26 +103,60 @@ class _Conditioner:
         )
 
 
-def _adapters(config: TrainConfig, unet: torch.nn.Module, scale: int, report):
-    """The adapters this run trains: from ``init_adapters`` where it holds them, else fresh."""
+@torch.no_grad()
+def validation_losses(
+    unet: torch.nn.Module, conditioner: SvdConditioner, batches: list[dict], config: TrainConfig
+) -> tuple[float, float]:
+    """Mean held-out EDM loss with and without the conditions; noise seeded per window, the same
+    at every evaluation."""
+    with_conditions, without = [], []
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    for index, batch in enumerate(batches):
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(config.seed + index)
+            latents, condition, embeddings, time_ids = conditioner(batch)
+            noise_seed = int(torch.randint(2**31, ()).item())
+            for conditioned, losses in ((True, with_conditions), (False, without)):
+                torch.manual_seed(noise_seed)
+                loss = edm_loss(
+                    unet, latents, condition, embeddings, time_ids,
+                    batch.get("plucker") if conditioned else None, batch.get("masks") if conditioned else None,
+                    config.p_mean, config.p_std,
+                )
+                losses.append(loss.item())
+    return sum(with_conditions) / len(batches), sum(without) / len(batches)
+
+
+def _validation_batches(config: TrainConfig, num_frames: int, camera: bool, masks: bool, device) -> list[dict]:
+    """Up to ``val_windows`` windows spread evenly over the held-out clips, batch size 1."""
+    clips = scan_clips(config.val_dir, camera, masks, (num_frames - 1) * config.frame_stride + 1)
+    dataset = ClipDataset(clips, num_frames, config.height, config.width, config.frame_stride)
+    picks = sorted({round(i * (len(dataset) - 1) / max(1, config.val_windows - 1)) for i in range(config.val_windows)})
+    return [{key: value[None].to(device) for key, value in dataset[i].items()} for i in picks]
+
+
+def _adapters(config: TrainConfig, unet: torch.nn.Module, scale: int, controlnet, report):
+    """The adapters this run trains: from ``init_adapters`` where it holds them, else fresh. The
+    segmentation adapter projects ``controlnet``'s features when one is given."""
+    segmentation_class = SegmentationAdapter if controlnet is None else ControlNetAdapter
     wanted = {
         "camera": (config.adapter in ("camera", "joint"), CameraAdapter, CAMERA_SUBFOLDER),
-        "segmentation": (
-            config.adapter in ("segmentation", "joint"),
-            SegmentationAdapter,
-            SEGMENTATION_SUBFOLDER,
-        ),
+        "segmentation": (config.adapter in ("segmentation", "joint"), segmentation_class, SEGMENTATION_SUBFOLDER),
     }
     adapters = {}
     for name, (needed, cls, sub) in wanted.items():
         if not needed:
             adapters[name] = None
         elif config.init_adapters is not None and (config.init_adapters / sub).is_dir():
-            adapters[name] = load_adapter(cls, config.init_adapters / sub, unet, scale)
+            if sub == SEGMENTATION_SUBFOLDER and segmentation_adapter_class(config.init_adapters / sub) is not cls:
+                raise InputError(
+                    f"{config.init_adapters / sub} holds another kind of segmentation adapter than {cls.__name__}"
+                )
+            adapters[name] = load_adapter(cls, config.init_adapters / sub, unet, scale, controlnet=controlnet)
             report(f"{name} adapter: starting from {config.init_adapters / sub}")
         else:
-            adapters[name] = cls.from_unet(unet, scale)
-            report(f"{name} adapter: starting from scratch (zero-initialised output layers)")
+            adapters[name] = cls(**adapter_config_for(cls, unet, scale, controlnet))
+            report(f"{name} adapter ({cls.__name__}): starting from scratch (zero-initialised output layers)")
     return adapters["camera"], adapters["segmentation"]
 
 
@@ -136,8 +184,10 @@ def train(config: TrainConfig) -> dict:
     if config.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
     scale = vae_scale_factor(pipe)
-    camera, segmentation = _adapters(config, pipe.unet, scale, accelerator.print)
-    controlled = ControlledUNet(pipe.unet, camera, segmentation)
+    needs_controlnet = config.controlnet_dir is not None and config.adapter != "camera"
+    controlnet = load_controlnet(config.controlnet_dir, weight_dtype, accelerator.device) if needs_controlnet else None
+    camera, segmentation = _adapters(config, pipe.unet, scale, controlnet, accelerator.print)
+    controlled = ControlledUNet(pipe.unet, camera, segmentation, controlnet)
     trainable = [m for m in (camera, segmentation) if m is not None]
     for module in trainable:
         module.to(accelerator.device).train()
@@ -186,7 +236,13 @@ def train(config: TrainConfig) -> dict:
     accelerator.register_save_state_pre_hook(save_adapters)
     accelerator.register_load_state_pre_hook(load_adapters)
     controlled, optimizer, loader = accelerator.prepare(controlled, optimizer, loader)
-    conditioner = _Conditioner(pipe, config, weight_dtype)
+    conditioner = SvdConditioner(pipe, config, weight_dtype)
+
+    validation = None
+    if config.val_dir is not None:
+        validation = _validation_batches(
+            config, num_frames, camera is not None, segmentation is not None, accelerator.device
+        )
 
     step = 0
     output_dir = Path(config.output_dir)
@@ -234,6 +290,16 @@ def train(config: TrainConfig) -> dict:
                 if accelerator.is_main_process:
                     with log_path.open("a") as log:
                         log.write(json.dumps({"step": step, "loss": last_loss}) + "\n")
+            if validation is not None and (step % config.val_every == 0 or step == config.steps):
+                val_loss, unconditioned = validation_losses(controlled, conditioner, validation, config)
+                accelerator.print(
+                    f"step {step} validation loss {val_loss:.5f}, without conditions {unconditioned:.5f} "
+                    f"(gap {unconditioned - val_loss:+.5f})"
+                )
+                if accelerator.is_main_process:
+                    with log_path.open("a") as log:
+                        entry = {"step": step, "val_loss": val_loss, "val_loss_without_conditions": unconditioned}
+                        log.write(json.dumps(entry) + "\n")
             if step % config.checkpoint_every == 0 or step == config.steps:
                 folder = output_dir / CHECKPOINTS / f"step-{step:08d}"
                 accelerator.save_state(str(folder))

@@ -1,6 +1,9 @@
-"""The two adapters that steer Stable Video Diffusion: camera poses and segmentation masks.
+"""The adapters that steer Stable Video Diffusion: camera poses and segmentation masks.
 
-Both are diffusers components (ConfigMixin + ModelMixin): ``save_pretrained`` writes config.json and
+Segmentation comes in two kinds (``SEGMENTATION_ADAPTERS``, chosen by the class name in the saved
+config): ``SegmentationAdapter``, an encoder trained from scratch, and ``ControlNetAdapter``, the
+paper's choice after Ctrl-Adapter, which projects a frozen pretrained image ControlNet's features.
+All are diffusers components (ConfigMixin + ModelMixin): ``save_pretrained`` writes config.json and
 safetensors weights, ``from_pretrained`` reads them back. Both end in zero-initialised layers, so an
 untrained adapter leaves SVD's output exactly unchanged (ControlNet's trick). ``from_unet`` builds
 the configuration that fits a given U-Net; ``geometry_mismatch`` says why a loaded one does not.
@@ -233,3 +236,124 @@ def geometry_mismatch(adapter: ConfigMixin, expected: dict) -> list[str]:
         for key, value in expected.items()
         if _plain(adapter.config.get(key)) != value
     ]
+
+
+# Stable Diffusion 1.x/2.x training noise levels (scaled-linear betas), which an image ControlNet knows.
+_SD_BETAS = (0.00085, 0.012, 1000)
+
+
+def sd_timesteps(svd_timesteps: torch.Tensor) -> torch.Tensor:
+    """SVD's continuous timesteps (c_noise = log(sigma) / 4) as the SD timesteps of the nearest
+    noise level. The inputs agree without rescaling: SVD feeds the U-Net (x + sigma n) / sqrt(sigma^2
+    + 1), which is SD's sqrt(abar) x + sqrt(1 - abar) n for sigma^2 = (1 - abar) / abar."""
+    start, end, count = _SD_BETAS
+    betas = torch.linspace(start**0.5, end**0.5, count, dtype=torch.float64) ** 2
+    abar = torch.cumprod(1 - betas, dim=0)
+    log_sigmas = 0.5 * torch.log((1 - abar) / abar)
+    wanted = 4 * svd_timesteps.to(torch.float64).reshape(-1, 1)
+    return (log_sigmas.to(wanted.device)[None] - wanted).abs().argmin(dim=1)
+
+
+def controlnet_residual_table(controlnet: nn.Module) -> list[tuple[int, int]]:
+    """(channels, resolution level) of each down residual a diffusers ControlNetModel returns: its
+    conv_in output, every ResNet layer of every down block, and each downsampler's output."""
+    channels = list(controlnet.config.block_out_channels)
+    table = [(channels[0], 0)]
+    for level, width in enumerate(channels):
+        table += [(width, level)] * controlnet.config.layers_per_block
+        if level < len(channels) - 1:
+            table.append((width, level + 1))
+    return table
+
+
+class _ProjectionBlock(nn.Module):
+    """ControlNet features -> an up block's hidden states: 1x1 projection, ResNet block, zero 1x1."""
+
+    def __init__(self, source: int, target: int, groups: int) -> None:
+        super().__init__()
+        self.project = nn.Conv2d(source, target, 1)
+        self.resnet = ResnetBlock2D(in_channels=target, out_channels=target, temb_channels=None, groups=groups)
+        self.out = _zero(nn.Conv2d(target, target, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.resnet(self.project(features), None))
+
+
+class ControlNetAdapter(ModelMixin, ConfigMixin):
+    """Ctrl-Adapter-style segmentation control from a frozen pretrained image ControlNet.
+
+    The ControlNet (e.g. a segmentation ControlNet for SD 1.5) reads each frame's noisy latent, the
+    SD timestep of the same noise level (``sd_timesteps``), an all-zero text embedding (no prompt)
+    and the frame's mask as a white-on-black image. For each of SVD's up blocks, the ControlNet
+    residual at the same resolution (the last down residual of that level; the mid-block residual
+    at the ControlNet's deepest level) passes through a small trainable block (1x1 projection,
+    ResNet block, zero-initialised 1x1 convolution) and is added to the hidden states entering
+    that up block. Only these blocks are saved; the ControlNet loads from its own folder.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        source_indices: tuple[int, ...] = (),  # per up block: the ControlNet down residual, -1 = mid
+        source_channels: tuple[int, ...] = (),
+        up_channels: tuple[int, ...] = (),
+        controlnet_channels: tuple[int, ...] = (),  # the ControlNet this was trained with
+        cross_attention_dim: int = 768,
+        norm_num_groups: int = 32,
+    ) -> None:
+        super().__init__()
+        if not len(source_indices) == len(source_channels) == len(up_channels):
+            raise ValueError("source_indices, source_channels and up_channels must have the same length")
+        self.blocks = nn.ModuleList(
+            _ProjectionBlock(source, target, norm_num_groups)
+            for source, target in zip(source_channels, up_channels, strict=True)
+        )
+
+    @classmethod
+    def config_for_models(cls, unet: nn.Module, controlnet: nn.Module, vae_scale_factor: int) -> dict:
+        up_channels, up_levels = up_block_inputs(unet)
+        if controlnet.config.in_channels != unet.config.out_channels:
+            raise ValueError(
+                f"the ControlNet reads {controlnet.config.in_channels}-channel latents, SVD's are "
+                f"{unet.config.out_channels}-channel"
+            )
+        embedding = controlnet.config.conditioning_embedding_out_channels
+        if 2 ** (len(embedding) - 1) != vae_scale_factor:
+            raise ValueError(
+                f"the ControlNet downsamples its image {2 ** (len(embedding) - 1)}x, SVD's VAE {vae_scale_factor}x"
+            )
+        table = controlnet_residual_table(controlnet)
+        deepest = len(controlnet.config.block_out_channels) - 1
+        indices = []
+        for level in up_levels:
+            level = min(level, deepest)
+            indices.append(-1 if level == deepest else max(i for i, (_, lv) in enumerate(table) if lv == level))
+        mid_channels = controlnet.config.block_out_channels[-1]
+        return {
+            "source_indices": indices,
+            "source_channels": [mid_channels if i < 0 else table[i][0] for i in indices],
+            "up_channels": up_channels,
+            "controlnet_channels": list(controlnet.config.block_out_channels),
+            "cross_attention_dim": controlnet.config.cross_attention_dim,
+        }
+
+    @classmethod
+    def from_models(cls, unet: nn.Module, controlnet: nn.Module, vae_scale_factor: int, **options) -> ControlNetAdapter:
+        return cls(**cls.config_for_models(unet, controlnet, vae_scale_factor), **options)
+
+    def forward(
+        self, controlnet: nn.Module, sample: torch.Tensor, timestep: torch.Tensor, masks: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """sample (B*F, C, h, w) U-Net input (noisy latents first), timestep (B*F,) SVD timesteps,
+        masks (B*F, 1, H, W) in [-1, 1] -> one residual per up block."""
+        frames = sample.shape[0]
+        latents = sample[:, : controlnet.config.in_channels].to(controlnet.dtype)
+        text = torch.zeros(frames, 1, self.config.cross_attention_dim, device=sample.device, dtype=controlnet.dtype)
+        image = ((masks + 1) / 2).expand(-1, 3, -1, -1).to(controlnet.dtype)
+        with torch.no_grad():
+            down, mid = controlnet(latents, sd_timesteps(timestep), text, image, return_dict=False)
+        features = [mid if index < 0 else down[index] for index in self.config.source_indices]
+        return [block(feature.to(self.dtype)) for block, feature in zip(self.blocks, features, strict=True)]
+
+
+SEGMENTATION_ADAPTERS = {cls.__name__: cls for cls in (SegmentationAdapter, ControlNetAdapter)}

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from cpsgd.generators.diffusion.adapters import CameraAdapter, SegmentationAdapter, temporal_blocks
+from cpsgd.generators.diffusion.adapters import CameraAdapter, ControlNetAdapter, SegmentationAdapter, temporal_blocks
 
 
 def _match_batch(condition: torch.Tensor, batch: int) -> torch.Tensor:
@@ -26,18 +26,23 @@ def _match_batch(condition: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 class ControlledUNet(nn.Module):
-    """A UNetSpatioTemporalConditionModel with a camera and/or a segmentation adapter attached."""
+    """A UNetSpatioTemporalConditionModel with a camera and/or a segmentation adapter attached;
+    a ``ControlNetAdapter`` comes with the frozen ``controlnet`` whose features it projects."""
 
     def __init__(
         self,
         unet: nn.Module,
         camera: CameraAdapter | None = None,
-        segmentation: SegmentationAdapter | None = None,
+        segmentation: SegmentationAdapter | ControlNetAdapter | None = None,
+        controlnet: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(segmentation, ControlNetAdapter) != (controlnet is not None):
+            raise ValueError("a ControlNetAdapter needs its ControlNet, and only it uses one")
         self.unet = unet
         self.camera = camera
         self.segmentation = segmentation
+        self.controlnet = controlnet
         self._plucker: torch.Tensor | None = None
         self._masks: torch.Tensor | None = None
         self._pose_tokens: list[torch.Tensor] | None = None
@@ -94,7 +99,11 @@ class ControlledUNet(nn.Module):
             steps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
             steps = steps.repeat_interleave(frames)
             dtype = self.segmentation.dtype
-            self._residuals = self.segmentation(sample.flatten(0, 1).to(dtype), steps, masks.to(dtype))
+            inputs = (sample.flatten(0, 1).to(dtype), steps, masks.to(dtype))
+            if self.controlnet is not None:
+                self._residuals = self.segmentation(self.controlnet, *inputs)
+            else:
+                self._residuals = self.segmentation(*inputs)
 
     def _temporal_hook(self, index: int):
         level = self.camera.config.fusion_levels[index]

@@ -8,7 +8,9 @@ What each decoded part does here:
   conditioning image (CLIP image embedding + VAE latent), as in SVD; it is also
   returned unchanged as frame 0, since the decoder already has it exactly.
 - poses: Plücker embeddings for the camera adapter (skipped when the stream has no pose section).
-- masks: foreground (label > 0) frames for the segmentation adapter (skipped when absent).
+- masks: foreground (label > 0) frames for the segmentation adapter (skipped when absent): an
+  encoder trained from scratch, or (``--controlnet``) a frozen image ControlNet's features
+  projected by trained adapter blocks, as the paper does after Ctrl-Adapter.
 - caption: unused. SVD is conditioned on an image, not on text, and neither adapter reads text.
 """
 
@@ -110,14 +112,17 @@ class DiffusionGenerator(Generator):
         model_dir: str | Path,
         adapters_dir: str | Path | None = None,
         config: DiffusionConfig | None = None,
+        controlnet_dir: str | Path | None = None,
     ) -> None:
+        """``controlnet_dir``: the pretrained image ControlNet a ``ControlNetAdapter`` projects."""
         self.model_dir = Path(model_dir)
         self.adapters_dir = None if adapters_dir is None else Path(adapters_dir)
+        self.controlnet_dir = None if controlnet_dir is None else Path(controlnet_dir)
         self.config = config or DiffusionConfig()
-        if not self.model_dir.is_dir():
-            raise InputError(f"model directory {self.model_dir} does not exist")
-        if self.adapters_dir is not None and not self.adapters_dir.is_dir():
-            raise InputError(f"adapters directory {self.adapters_dir} does not exist")
+        folders = (("model", self.model_dir), ("adapters", self.adapters_dir), ("ControlNet", self.controlnet_dir))
+        for name, folder in folders:
+            if folder is not None and not folder.is_dir():
+                raise InputError(f"{name} directory {folder} does not exist")
         self._pipe = None
         self._control = None
 
@@ -143,7 +148,7 @@ class DiffusionGenerator(Generator):
             max_guidance_scale=max_guidance,
             variant=args.diffusion_variant,
         )
-        return cls(args.diffusion_model, args.diffusion_adapters, config)
+        return cls(args.diffusion_model, args.diffusion_adapters, config, args.diffusion_controlnet)
 
     def load(self) -> None:
         """Load SVD and the adapters onto the device (done on the first ``generate``)."""
@@ -152,9 +157,11 @@ class DiffusionGenerator(Generator):
         require_diffusion_extra()
         from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, SlicedAttnProcessor
 
+        from cpsgd.generators.diffusion.adapters import ControlNetAdapter
         from cpsgd.generators.diffusion.control import ControlledUNet
         from cpsgd.generators.diffusion.loading import (
             load_adapters,
+            load_controlnet,
             load_svd_pipeline,
             resolve_device,
             resolve_dtype,
@@ -173,13 +180,19 @@ class DiffusionGenerator(Generator):
         pipe.unet.set_attn_processor(processor)
         if cfg.forward_chunking:
             pipe.unet.enable_forward_chunking()
-        camera = segmentation = None
+        camera = segmentation = controlnet = None
+        if self.controlnet_dir is not None:
+            controlnet = load_controlnet(self.controlnet_dir, dtype, device)
         if self.adapters_dir is not None:
-            camera, segmentation = load_adapters(self.adapters_dir, pipe.unet, vae_scale_factor(pipe), dtype)
+            camera, segmentation = load_adapters(
+                self.adapters_dir, pipe.unet, vae_scale_factor(pipe), dtype, controlnet
+            )
+        if controlnet is not None and not isinstance(segmentation, ControlNetAdapter):
+            raise InputError("--controlnet is given, but the adapters hold no ControlNet segmentation adapter")
         for adapter in (camera, segmentation):
             if adapter is not None:
                 adapter.to(device).eval()
-        self._control = ControlledUNet(pipe.unet, camera, segmentation)
+        self._control = ControlledUNet(pipe.unet, camera, segmentation, controlnet)
         self._pipe = pipe
 
     def generate(self, conditions: GopConditions) -> np.ndarray:
@@ -288,6 +301,12 @@ def add_diffusion_decode_args(parser: argparse.ArgumentParser) -> None:
         dest="diffusion_adapters",
         metavar="DIR",
         help="trained adapters (camera_adapter/, segmentation_adapter/) from `cpsgd train`",
+    )
+    group.add_argument(
+        "--controlnet",
+        dest="diffusion_controlnet",
+        metavar="DIR",
+        help="the pretrained image ControlNet (diffusers layout) a ControlNet segmentation adapter projects",
     )
     group.add_argument(
         "--dtype", dest="diffusion_dtype", default=defaults.dtype, choices=["auto", "fp16", "bf16", "fp32"],

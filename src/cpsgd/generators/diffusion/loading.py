@@ -2,15 +2,18 @@
 
 Layout of an adapters directory (what ``cpsgd train`` writes): ``camera_adapter/`` and/or
 ``segmentation_adapter/``, each with ``config.json`` and ``diffusion_pytorch_model.safetensors``.
+The segmentation adapter's class (``_class_name`` in its config) says which kind it is; a
+``ControlNetAdapter`` also needs the pretrained ControlNet it was trained with (``load_controlnet``).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import diffusers
 import torch
-from diffusers import StableVideoDiffusionPipeline
+from diffusers import ControlNetModel, StableVideoDiffusionPipeline
 from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from packaging import version
 from safetensors import safe_open
@@ -18,8 +21,10 @@ from safetensors import safe_open
 from cpsgd.errors import InputError
 from cpsgd.generators.diffusion.adapters import (
     CAMERA_SUBFOLDER,
+    SEGMENTATION_ADAPTERS,
     SEGMENTATION_SUBFOLDER,
     CameraAdapter,
+    ControlNetAdapter,
     SegmentationAdapter,
     geometry_mismatch,
 )
@@ -76,14 +81,55 @@ def vae_scale_factor(pipe: StableVideoDiffusionPipeline) -> int:
     return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
 
+def load_controlnet(directory: str | Path, dtype: torch.dtype, device: torch.device) -> ControlNetModel:
+    """A pretrained image ControlNet (diffusers layout, safetensors weights), frozen."""
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise InputError(f"{directory} is not a diffusers ControlNet directory (no config.json)")
+    try:
+        controlnet = ControlNetModel.from_pretrained(
+            directory, use_safetensors=True, local_files_only=True, **_dtype_option(dtype)
+        )
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise InputError(f"cannot load a ControlNet from {directory}: {exc}") from None
+    return controlnet.requires_grad_(False).eval().to(device)
+
+
+def segmentation_adapter_class(directory: Path) -> type[SegmentationAdapter] | type[ControlNetAdapter]:
+    """The kind of segmentation adapter saved in ``directory``, from its config's class name."""
+    try:
+        name = json.loads((directory / "config.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"cannot read the segmentation adapter's config in {directory}: {exc}") from None
+    if name not in SEGMENTATION_ADAPTERS:
+        raise InputError(f"{directory}: unknown segmentation adapter {name!r}")
+    return SEGMENTATION_ADAPTERS[name]
+
+
+def adapter_config_for(cls: type, unet: torch.nn.Module, scale: int, controlnet: torch.nn.Module | None) -> dict:
+    """The configuration of ``cls`` that fits this U-Net (and ControlNet, for a ControlNetAdapter)."""
+    if cls is not ControlNetAdapter:
+        return cls.config_for_unet(unet, scale)
+    if controlnet is None:
+        raise InputError(
+            "this segmentation adapter projects a ControlNet's features: give its folder (--controlnet DIR)"
+        )
+    try:
+        return ControlNetAdapter.config_for_models(unet, controlnet, scale)
+    except ValueError as exc:
+        raise InputError(f"the ControlNet does not fit this model: {exc}") from None
+
+
 def load_adapter(
-    cls: type[CameraAdapter] | type[SegmentationAdapter],
+    cls: type[CameraAdapter] | type[SegmentationAdapter] | type[ControlNetAdapter],
     directory: Path,
     unet: torch.nn.Module,
     scale: int,
     dtype: torch.dtype = torch.float32,
-) -> CameraAdapter | SegmentationAdapter:
-    """Load one adapter and check that its weights match its config and that it fits this U-Net."""
+    controlnet: torch.nn.Module | None = None,
+) -> CameraAdapter | SegmentationAdapter | ControlNetAdapter:
+    """Load one adapter and check that its weights match its config and that it fits this U-Net
+    (and, for a ``ControlNetAdapter``, the ``controlnet`` it projects)."""
     try:
         adapter = cls.from_pretrained(
             directory, use_safetensors=True, local_files_only=True, **_dtype_option(dtype)
@@ -101,21 +147,28 @@ def load_adapter(
             f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
             f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})"
         )
-    wrong = geometry_mismatch(adapter, cls.config_for_unet(unet, scale))
+    wrong = geometry_mismatch(adapter, adapter_config_for(cls, unet, scale, controlnet))
     if wrong:
         raise InputError(f"{cls.__name__} in {directory} was built for a different model: {'; '.join(wrong)}")
     return adapter
 
 
 def load_adapters(
-    adapters_dir: str | Path, unet: torch.nn.Module, scale: int, dtype: torch.dtype = torch.float32
-) -> tuple[CameraAdapter | None, SegmentationAdapter | None]:
+    adapters_dir: str | Path,
+    unet: torch.nn.Module,
+    scale: int,
+    dtype: torch.dtype = torch.float32,
+    controlnet: torch.nn.Module | None = None,
+) -> tuple[CameraAdapter | None, SegmentationAdapter | ControlNetAdapter | None]:
     """The adapters found in ``adapters_dir`` (either may be absent, not both)."""
     adapters_dir = Path(adapters_dir)
-    found = []
-    for cls, sub in ((CameraAdapter, CAMERA_SUBFOLDER), (SegmentationAdapter, SEGMENTATION_SUBFOLDER)):
-        path = adapters_dir / sub
-        found.append(load_adapter(cls, path, unet, scale, dtype) if path.is_dir() else None)
+    camera_dir, segmentation_dir = adapters_dir / CAMERA_SUBFOLDER, adapters_dir / SEGMENTATION_SUBFOLDER
+    found = [
+        load_adapter(CameraAdapter, camera_dir, unet, scale, dtype) if camera_dir.is_dir() else None,
+        load_adapter(segmentation_adapter_class(segmentation_dir), segmentation_dir, unet, scale, dtype, controlnet)
+        if segmentation_dir.is_dir()
+        else None,
+    ]
     if found == [None, None]:
         raise InputError(
             f"no adapters in {adapters_dir}: expected {CAMERA_SUBFOLDER}/ or {SEGMENTATION_SUBFOLDER}/"
