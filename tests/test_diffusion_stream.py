@@ -3,6 +3,7 @@ sent with the preset's bit split, and `cpsgd decode` picks the generator from th
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from fractions import Fraction
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from cpsgd.bitstream.container import HEADER_BYTES, MAGIC, VERSION, BitstreamReader, SectionType, StreamHeader
+from cpsgd.bitstream.info import format_table, inspect_stream
 from cpsgd.cli import main
 from cpsgd.errors import BitstreamError
 from cpsgd.intra import decode_intra
@@ -57,8 +59,11 @@ def test_diffusion_streams_carry_the_papers_parts_with_the_preset_split(preset):
     # The preset's choices at a rate that gives this tiny clip a few hundred bytes.
     options = dict(preset=preset, bpp=0.3, pose_estimator=None, segmenter=None, adaptive_gop=False)
     config = EncoderConfig(generator="diffusion", caption="a box slides right", **options)
-    reader = BitstreamReader.from_bytes(encode_frames(frames, 25, config, trajectory, masks))
+    data = encode_frames(frames, 25, config, trajectory, masks)
+    reader = BitstreamReader.from_bytes(data)
     assert reader.header.generator == "diffusion"
+    info = inspect_stream(io.BytesIO(data))  # `cpsgd info` says which decoder the stream is for
+    assert info.generator == "diffusion" and "made for the diffusion generator" in format_table(info)
     (gop,) = list(reader.gops())
     assert {s.type for s in gop.sections} == {SectionType.TEXT, SectionType.POSES, SectionType.MASKS, SectionType.INTRA}
     intra = gop.find(SectionType.INTRA)

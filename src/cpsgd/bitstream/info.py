@@ -29,6 +29,7 @@ class StreamInfo:
     total_bits: int
     bits: dict[str, int]
     gops: list[GopInfo] = field(default_factory=list)
+    generator: str = "warp"  # the decoder-side generator the stream was made for (its header says)
 
     @property
     def bpp(self) -> float:
@@ -58,7 +59,10 @@ def inspect_stream(file: BinaryIO) -> StreamInfo:
         mode = "inter" if gop.find(SectionType.INTER) is not None else "warp"
         gops.append(GopInfo(gop.index, gop.num_frames, bits, {s.type.part: s.backend for s in gop.sections}, mode))
     total = 8 * (file.tell() - start)
-    return StreamInfo(header.width, header.height, float(header.fps), header.gop_size, header.num_frames, total, totals, gops)
+    return StreamInfo(
+        header.width, header.height, float(header.fps), header.gop_size, header.num_frames, total, totals, gops,
+        header.generator,
+    )
 
 
 def format_table(info: StreamInfo, per_gop: bool = True) -> str:
@@ -66,7 +70,8 @@ def format_table(info: StreamInfo, per_gop: bool = True) -> str:
     pixels = info.width * info.height * info.num_frames
     lines = [
         f"{info.width}x{info.height}, {info.num_frames} frame{'' if info.num_frames == 1 else 's'} at "
-        f"{info.fps:g} fps, {len(info.gops)} GoP{'' if len(info.gops) == 1 else 's'} (max {info.gop_size} frames)",
+        f"{info.fps:g} fps, {len(info.gops)} GoP{'' if len(info.gops) == 1 else 's'} (max {info.gop_size} frames), "
+        f"made for the {info.generator} generator",
         f"{'part':<14}{'bits':>12}{'BPP':>12}{'share':>9}",
     ]
     for part in PARTS:
