@@ -34,7 +34,7 @@ from cpsgd.errors import BitstreamError, InputError
 MAGIC = b"CPSG"
 VERSION = 2
 _HEADERS = {1: struct.Struct("<HHIIHII"), 2: struct.Struct("<HHIIHIIB")}  # by version
-_HEADER = _HEADERS[VERSION]
+HEADER_STRUCT = _HEADERS[VERSION]  # the current header (crafted test streams pack it unchecked)
 GENERATOR_CODES = ("warp", "diffusion")  # header code -> the generator a stream is made for
 
 # Sane limits, checked before anything is allocated.
@@ -56,7 +56,7 @@ class SectionType(enum.IntEnum):
     MASKS = 4
     GEOMETRY = 5
     OBJECTS = 6
-    INTER = 7  # the GoP as video, instead of an intra picture (added in format 1: older streams have none)
+    INTER = 7  # the GoP as video, instead of an intra picture (new with format version 2)
 
     @property
     def part(self) -> str:
@@ -96,7 +96,7 @@ class StreamHeader:
         return None
 
     def pack(self) -> bytes:
-        return _HEADER.pack(
+        return HEADER_STRUCT.pack(
             self.width, self.height, self.fps.numerator, self.fps.denominator,
             self.gop_size, self.num_frames, self.num_gops, GENERATOR_CODES.index(self.generator),
         )
@@ -195,7 +195,7 @@ class BitstreamWriter:
         self._file.seek(end)
 
 
-HEADER_BYTES = len(MAGIC) + 1 + _HEADER.size + 4
+HEADER_BYTES = len(MAGIC) + 1 + HEADER_STRUCT.size + 4
 
 
 class BitstreamReader:

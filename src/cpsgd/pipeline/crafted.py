@@ -29,11 +29,10 @@ import brotli
 import numpy as np
 
 from cpsgd.bitstream.bytes import ByteReader, ByteWriter
-from cpsgd.bitstream.container import MAGIC, VERSION, BitstreamReader, Section, SectionType, pack_gop
+from cpsgd.bitstream.container import HEADER_BYTES, HEADER_STRUCT, MAGIC, VERSION, BitstreamReader, Section, SectionType, pack_gop
 from cpsgd.intra import INTRA_CODECS
 from cpsgd.intra.budget import intra_payload
 
-_HEADER = struct.Struct("<HHIIHIIB")  # version 2: the last byte is the generator code (0: warp)
 _HUGE_VARINT = b"\xff\xff\xff\xff\x0f"  # 2^32 - 1
 
 
@@ -59,7 +58,7 @@ def stream_bytes(
     """A stream with a correct header CRC whatever the (u16/u32-sized) values; counts default to
     what ``gops`` holds."""
     frames = sum(n for n, _ in gops) if num_frames is None else num_frames
-    header = _HEADER.pack(width, height, fps[0], fps[1], gop_size, frames, len(gops) if num_gops is None else num_gops, 0)
+    header = HEADER_STRUCT.pack(width, height, fps[0], fps[1], gop_size, frames, len(gops) if num_gops is None else num_gops, 0)
     body = b"".join(_pack_any_gop(n, sections) for n, sections in gops)
     return MAGIC + bytes([VERSION]) + header + struct.pack("<I", zlib.crc32(header)) + body
 
@@ -138,7 +137,7 @@ decode legitimately takes a while. Deterministic for a given seed and ``seed_val
     yield CraftedStream("no GoPs", stream_bytes(w, ht, h.gop_size, [], fps))
     yield CraftedStream("10^7 frames declared", stream_bytes(w, ht, h.gop_size, gops, fps, num_frames=10**7))
     yield CraftedStream("more GoPs declared than sent", stream_bytes(w, ht, h.gop_size, gops, fps, num_gops=len(gops) + 5))
-    yield CraftedStream("truncated after the header", stream_bytes(w, ht, h.gop_size, gops, fps)[: 5 + _HEADER.size + 4])
+    yield CraftedStream("truncated after the header", stream_bytes(w, ht, h.gop_size, gops, fps)[:HEADER_BYTES])
     # --- the GoP structure -------------------------------------------------------------------
     yield one("GoP without sections", [])
     yield one("GoP of 1024 frames", first, frames=1024, gop=1024)
