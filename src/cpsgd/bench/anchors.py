@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
 import av
-import cv2
 import numpy as np
 
 from cpsgd.errors import InputError
+from cpsgd.inter.base import resize_frames
 
 ANCHOR_CODECS = ("x264", "x265", "svtav1")
 # FFmpeg encoder, decoder and elementary-stream format of each anchor.
@@ -130,10 +130,7 @@ def encode_decode(frames: np.ndarray, fps: float, setting: AnchorSetting) -> Anc
     enc.framerate = rate
     enc.options = options
     packets: list[av.Packet] = []
-    for i, rgb in enumerate(frames):
-        small = rgb if (enc_w, enc_h) == (width, height) else cv2.resize(
-            rgb, (enc_w, enc_h), interpolation=cv2.INTER_AREA
-        )
+    for i, small in enumerate(resize_frames(frames, enc_w, enc_h)):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")
         frame = frame.reformat(format="yuv420p")
         frame.pts = i
@@ -151,14 +148,7 @@ def encode_decode(frames: np.ndarray, fps: float, setting: AnchorSetting) -> Anc
     decoded.extend(f.to_ndarray(format="rgb24") for f in dec.decode(None))
     if len(decoded) != n:
         raise RuntimeError(f"{setting.key}: decoded {len(decoded)} frames, expected {n}")
-    out = np.stack(
-        [
-            f if f.shape[:2] == (height, width)
-            else cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC)
-            for f in decoded
-        ]
-    )
-    return AnchorResult(setting, bits, out, options)
+    return AnchorResult(setting, bits, resize_frames(np.stack(decoded), width, height), options)
 
 
 _START_CODE = re.compile(b"\x00\x00\x01")
