@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cpsgd.bench.metrics import vmaf
+from cpsgd.bench.metrics import ms_ssim_rgb, vmaf
 from cpsgd.masks.davis import load_davis_clip
 from cpsgd.pipeline import EncoderConfig
 from cpsgd.pipeline.encoder import Encoder
-from cpsgd.pipeline.ratecontrol import SplitSearch, rgb_ms_ssim
+from cpsgd.pipeline.ratecontrol import SplitSearch
 from cpsgd.video import open_video
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -43,11 +43,11 @@ def main() -> None:
             warp, video = search.choose(options, pictures), search.inter(options, "svtav1")
             every = np.arange(len(frames))
             rendered, warp_score = warp.render(every), warp.mode_score()
-            line = (f"{name} {bpp} warp score {warp_score:.2f} rgb {rgb_ms_ssim(frames, rendered):.4f} "
+            line = (f"{name} {bpp} warp score {warp_score:.2f} rgb {ms_ssim_rgb(frames, rendered):.4f} "
                     f"vmaf {vmaf(frames, rendered):.2f}")
             if video is not None:
                 coded = video.render(every)
-                line += (f" | inter score {video.score:.2f} rgb {rgb_ms_ssim(frames, coded):.4f} "
+                line += (f" | inter score {video.score:.2f} rgb {ms_ssim_rgb(frames, coded):.4f} "
                          f"vmaf {vmaf(frames, coded):.2f} gap {video.score - warp_score:.2f}")
             print(line, flush=True)
 

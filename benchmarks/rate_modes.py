@@ -28,11 +28,10 @@ import numpy as np
 
 from cpsgd.bench.anchors import AnchorSetting, encode_decode
 from cpsgd.bench.hull import quality_at, rd_hull
-from cpsgd.bench.metrics import ms_ssim, psnr, vmaf
+from cpsgd.bench.metrics import ms_ssim, ms_ssim_rgb, psnr, vmaf
 from cpsgd.masks.davis import davis_sequences, load_davis_clip
 from cpsgd.pipeline import EncoderConfig, decode_bytes
 from cpsgd.pipeline.encoder import encode_gops
-from cpsgd.pipeline.ratecontrol import rgb_ms_ssim
 from cpsgd.video import open_video
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -60,7 +59,7 @@ def clips(names: set[str] | None, frames: int, size: int) -> list[tuple[str, np.
 def scores(reference: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
     return {
         "psnr": psnr(reference, decoded), "ms_ssim": ms_ssim(reference, decoded),
-        "rgb_ms_ssim": rgb_ms_ssim(reference, decoded),
+        "rgb_ms_ssim": ms_ssim_rgb(reference, decoded),
     }
 
 

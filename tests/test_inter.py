@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cpsgd.bench.metrics import ms_ssim_rgb
 from cpsgd.bitstream.container import BitstreamReader, SectionType
 from cpsgd.bitstream.fuzz import fuzz_decoder
 from cpsgd.bitstream.info import format_table, inspect_stream
@@ -19,7 +20,7 @@ from cpsgd.inter.base import pack_inter, unpack_inter
 from cpsgd.inter.svtav1 import sequence_max_frame_size
 from cpsgd.pipeline import EncoderConfig, decode_bytes, encode_frames
 from cpsgd.pipeline.encoder import encode_gops
-from cpsgd.pipeline.ratecontrol import eval_indices, rgb_ms_ssim
+from cpsgd.pipeline.ratecontrol import eval_indices
 from cpsgd.quality import psnr
 from cpsgd.synth import SceneConfig, make_scene
 
@@ -122,7 +123,7 @@ def test_quality_rises_with_the_rate() -> None:
                              clip.trajectory, clip.masks)
         decoded = decode_bytes(data)
         rates.append(8 * len(data) / clip.frames[..., 0].size)
-        quality.append((psnr(clip.frames, decoded), rgb_ms_ssim(clip.frames, decoded)))
+        quality.append((psnr(clip.frames, decoded), ms_ssim_rgb(clip.frames, decoded)))
     assert rates == sorted(rates)
     for (psnr_low, ssim_low), (psnr_high, ssim_high) in zip(quality, quality[1:]):
         assert psnr_high >= psnr_low - 0.1 and ssim_high >= ssim_low - 0.002, quality

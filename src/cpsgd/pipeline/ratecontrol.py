@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cpsgd.bench.metrics import ms_ssim
+from cpsgd.bench.metrics import ms_ssim, ms_ssim_rgb
 from cpsgd.generators.base import GopConditions
 from cpsgd.generators.warp import WarpGenerator
 from cpsgd.geometry import GeometryCodec, SceneGeometry
@@ -173,16 +173,6 @@ class InterSplit:
         return self.masks.cost + len(self.inter.payload) + SECTION_OVERHEAD_BYTES
 
 
-def rgb_ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """MS-SSIM averaged over the R, G and B planes (as pytorch-msssim scores RGB): luma alone
-    does not see a mode that drops colour. Each plane goes through ``ms_ssim`` as a grey picture
-    whose luma is the plane itself."""
-    def grey(plane: np.ndarray) -> np.ndarray:
-        return np.repeat(((plane.astype(np.float32) - 16.0) * (255.0 / 219.0))[..., None], 3, axis=-1)
-
-    return float(np.mean([ms_ssim(grey(reference[..., c]), grey(decoded[..., c])) for c in range(3)]))
-
-
 def render_score(
     reference: np.ndarray, rendered: np.ndarray, ms_ssim_weight: float, rgb: bool = False
 ) -> tuple[float, np.ndarray]:
@@ -190,7 +180,7 @@ def render_score(
     PSNR it comes from. Candidates of one mode are ranked on luma MS-SSIM; the modes are weighed
     against each other on ``rgb`` MS-SSIM (three times the cost), which sees colour."""
     per_frame = frame_psnr(reference, rendered)
-    similarity = rgb_ms_ssim(reference, rendered) if rgb else ms_ssim(reference, rendered)
+    similarity = ms_ssim_rgb(reference, rendered) if rgb else ms_ssim(reference, rendered)
     return float(per_frame.mean()) + ms_ssim_weight * similarity, per_frame
 
 
